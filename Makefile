@@ -1,0 +1,25 @@
+# Two commands do all the set-up on a fresh machine (Python 3.11+ and redis-server needed):
+#   make demo   answers and explains a question about samples/lighthouse.txt, writes out/explanation.png
+#   make test   runs the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+QUESTION ?= Who built the Bell Rock Lighthouse?
+PASSAGE ?= samples/lighthouse.txt
+
+.PHONY: demo test install
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: install
+	$(BIN)/qa-explain --question "$(QUESTION)" --passage-file $(PASSAGE) --png out/explanation.png
+
+test: install
+	$(BIN)/python -m pytest -q

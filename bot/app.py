@@ -1,0 +1,100 @@
+"""`qa-bot`: build the Bolt app from settings and run it in Socket Mode or HTTP mode.
+
+Socket Mode (the default) needs no public URL, which is what a first install wants. HTTP
+mode (`BOT_MODE=http`) serves `/slack/events` under gunicorn, a production WSGI server,
+with Bolt checking every request's signature. Either way the process also runs the result
+consumer thread that posts answers.
+
+Listeners are lazy: Bolt runs their short `ack` part before answering Slack and the rest
+afterwards on a thread pool, so the acknowledgement never waits for Redis, Slack or a busy
+pool, and Slack always hears back within its 3 seconds.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+from slack_bolt import App, BoltContext
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+from bot.delivery import Delivery
+from bot.listeners import register_listeners
+from bot.services import CONTEXT_KEY, Services
+from bot.settings import BotSettings, ConfigError
+
+log = logging.getLogger("bot")
+
+EVENTS_PATH = "/slack/events"
+LISTENER_THREADS = 16
+
+
+def build_app(settings: BotSettings, services: Services | None = None) -> App:
+    """The Bolt app with every listener; `services` defaults to ones built from `settings`."""
+    shared = services or Services.create(settings)
+    app = App(
+        signing_secret=settings.signing_secret,
+        client=shared.client,  # carries the bot token, SLACK_API_URL and the retry handlers
+        process_before_response=True,  # ack parts run before the response; work is lazy
+        request_verification_enabled=settings.mode == "http",
+        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener"),
+    )
+
+    @app.middleware
+    def attach_services(context: BoltContext, next: Callable[[], Any]) -> Any:  # noqa: A002 - Bolt's name
+        context[CONTEXT_KEY] = shared
+        return next()
+
+    register_listeners(app)
+    return app
+
+
+def wsgi_app(app: App) -> SlackRequestHandler:
+    """The WSGI callable gunicorn serves (tests serve the same one)."""
+    return SlackRequestHandler(app, path=EVENTS_PATH)
+
+
+def _serve_http(settings: BotSettings) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
+        """Gunicorn, configured in code (workers: WEB_CONCURRENCY, default 1). The app and its
+        consumer thread are built in each worker after the fork: threads do not survive one."""
+
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"0.0.0.0:{settings.port}")
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", 8)
+            self.cfg.set("timeout", 30)
+
+        def load(self) -> SlackRequestHandler:
+            services = Services.create(settings)
+            Delivery(services.queue, services.client, settings).start()
+            return wsgi_app(build_app(settings, services))
+
+    Server().run()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = BotSettings.from_env()
+    except ConfigError as exc:
+        print(f"qa-bot: {exc}", file=sys.stderr)
+        return 2
+    if settings.mode == "http":
+        log.info("starting in HTTP mode on port %d (path %s)", settings.port, EVENTS_PATH)
+        _serve_http(settings)
+        return 0
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    services = Services.create(settings)
+    Delivery(services.queue, services.client, settings).start()
+    log.info("starting in Socket Mode")
+    SocketModeHandler(build_app(settings, services), settings.app_token).start()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

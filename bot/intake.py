@@ -1,0 +1,211 @@
+"""From a Slack request to a queued job: parse, validate, enqueue, post the placeholder.
+
+Every entry point (slash command, modal, mention, DM, message shortcut) ends here, so the
+rules are the same everywhere: a question and a passage are required, the passage is
+capped at the worker's own limit (`explain_core.settings.max_passage_chars`), a Slack
+retry never queues a second job, and bad input becomes an `InputError` whose message the
+listener shows to the user as an ephemeral message.
+
+The placeholder is posted after the job is queued (the queue tells how many are ahead),
+so a fast worker can finish before the placeholder exists. `Placeholders` is the small
+handshake that settles that race: the listener records the placeholder's ts with SET NX;
+the result consumer waits for it a little, then claims the slot itself and posts a fresh
+reply, and whichever side loses backs off (the listener deletes its late placeholder).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks
+from bot.documents import Document, ThreadDocuments
+from bot.settings import BotSettings
+from explain_core.errors import InputError
+from explain_core.jobs import JobOptions
+from explain_core.queue import JobQueue
+from explain_core.settings import max_passage_chars
+
+log = logging.getLogger(__name__)
+
+HELP_WORDS = frozenset({"help", "-h", "--help", "?"})
+USAGE = "Usage: `/explain question | passage`, or `/explain` alone for a form. `/explain help` tells more."
+
+
+def redis_down() -> InputError:
+    return InputError("redis_unavailable",
+                      "I can't reach my job queue right now, so I couldn't take your question. "
+                      "Try again in a minute; if it keeps happening, tell whoever runs this bot.")
+
+
+def parse_options(text: str) -> tuple[JobOptions, str]:
+    """Leading `--flags` -> JobOptions, and the rest of the text. Only `--compare` exists."""
+    compare = False
+    rest = text.strip()
+    while rest.startswith("--"):
+        flag, _, rest = rest.partition(" ")
+        rest = rest.strip()
+        if flag == "--compare":
+            compare = True
+        elif flag == "--help":
+            return JobOptions(compare=compare), "help"
+        else:
+            raise InputError("unknown_option", f"I don't know the option {flag}. "
+                                               "The only option is --compare, e.g. `/explain --compare question | passage`.")
+    return JobOptions(compare=compare), rest
+
+
+def split_question(text: str) -> tuple[str, str | None]:
+    """`question | passage` -> (question, passage); no `|` -> (text, None)."""
+    if "|" not in text:
+        return text.strip(), None
+    question, _, passage = text.partition("|")
+    return question.strip(), passage.strip()
+
+
+def question_problem(question: str) -> str | None:
+    return None if question.strip() else "Write a question for me to answer."
+
+
+def passage_problem(passage: str) -> str | None:
+    if not passage.strip():
+        return "Give me a passage to find the answer in."
+    if len(passage) > max_passage_chars():
+        return (f"The passage is {len(passage):,} characters; I read at most {max_passage_chars():,}. "
+                "Send just the part that holds the answer.")
+    return None
+
+
+def problems(question: str, passage: str) -> dict[str, str]:
+    """What is wrong with a question/passage pair, by field ("question", "passage"); empty if fine."""
+    found = {"question": question_problem(question), "passage": passage_problem(passage)}
+    return {name: problem for name, problem in found.items() if problem}
+
+
+def validate(question: str, passage: str) -> None:
+    """Raise the InputError for the first problem (question first), if any."""
+    found = problems(question, passage)
+    if "question" in found:
+        raise InputError("no_question", found["question"])
+    if "passage" in found:
+        code = "no_passage" if not passage.strip() else "passage_too_long"
+        raise InputError(code, found["passage"])
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One question ready to queue.
+
+    `key` is the idempotency key built from Slack's ids (team + channel + message ts, a
+    trigger id or a view id), so Slack's retries map to the same job. `thread_ts` is where
+    the reply goes; None posts the placeholder as a new message whose thread then holds
+    the picture. `remember` caches the passage as that thread's document, so follow-up
+    mentions in the thread can ask about the same passage.
+    """
+
+    key: str
+    team: str
+    channel: str
+    user: str
+    question: str
+    passage: str
+    thread_ts: str | None
+    options: JobOptions = field(default_factory=JobOptions)
+    show_asker: bool = False
+    remember: bool = False
+    sources: tuple[str, ...] = ("message",)
+
+
+class Placeholders:
+    """Where each job's reply lives (see the module doc): placeholder ts, or a state."""
+
+    GAVE_UP = "gave-up"  # the consumer stopped waiting and replies with a new message
+    CANCELLED = "cancelled"  # no placeholder could be posted; drop the result
+
+    def __init__(self, client: redis.Redis, namespace: str, ttl_s: int = 86_400) -> None:
+        self._redis = client
+        self._namespace = namespace
+        self._ttl_s = ttl_s
+
+    def _key(self, key: str) -> str:
+        return f"{self._namespace}:placeholder:{key}"
+
+    def get(self, key: str) -> str | None:
+        return self._redis.get(self._key(key))
+
+    def offer(self, key: str, value: str) -> str:
+        """Set the slot if empty; return what it holds now (ours, or the other side's)."""
+        if self._redis.set(self._key(key), value, nx=True, ex=self._ttl_s):
+            return value
+        current = self._redis.get(self._key(key))
+        return value if current is None else current
+
+    def replace(self, key: str, ts: str) -> None:
+        """Point the slot at the consumer's own reply, so a redelivery updates it in place."""
+        self._redis.set(self._key(key), ts, ex=self._ttl_s)
+
+
+class Intake:
+    """Queues validated questions and posts their placeholders."""
+
+    def __init__(self, queue: JobQueue, client: WebClient, threads: ThreadDocuments,
+                 placeholders: Placeholders) -> None:
+        self._queue = queue
+        self._client = client
+        self._threads = threads
+        self._placeholders = placeholders
+
+    def first_delivery(self, key: str) -> bool:
+        """False if this Slack event was already handled (a retry): it must do nothing, not
+        even repeat an error message. If Redis is down the event is handled, and the
+        enqueue will say so."""
+        try:
+            return self._queue.claim_once(f"event:{key}", ttl_s=3600)
+        except redis.RedisError:
+            return True
+
+    def thread_document(self, team: str, channel: str, root_ts: str,
+                        root: dict[str, Any] | None = None) -> Document:
+        try:
+            return self._threads.for_thread(team, channel, root_ts, root)
+        except redis.RedisError:
+            raise redis_down() from None
+
+    def submit(self, ask: Ask) -> None:
+        """Validate, enqueue, post the placeholder. Raises InputError for the user."""
+        validate(ask.question, ask.passage)
+        reply_to = {"team": ask.team, "channel": ask.channel, "thread_ts": ask.thread_ts, "user": ask.user,
+                    "question": blocks.shorten(ask.question, blocks.QUESTION_SHOWN_MAX),
+                    "asker": ask.user if ask.show_asker else None}
+        try:
+            queued = self._queue.enqueue(ask.key, ask.question, ask.passage, ask.options, reply_to)
+        except redis.RedisError as exc:
+            log.warning("enqueue failed: Redis unavailable (%s)", exc)
+            raise redis_down() from None
+        if queued.duplicate:
+            log.info("job %s is a duplicate (a retried request); nothing to do", ask.key)
+            return
+        message = blocks.placeholder(ask.question, reply_to["asker"], queued.ahead)
+        try:
+            ts = self._client.chat_postMessage(channel=ask.channel, thread_ts=ask.thread_ts, **message.kwargs())["ts"]
+        except SlackApiError as exc:
+            self._placeholders.offer(ask.key, Placeholders.CANCELLED)
+            raise InputError("cannot_post", f"I can't post in this conversation (Slack said: "
+                                            f"{exc.response.get('error')}). Invite me with `/invite @explain`, "
+                                            "or ask me in a direct message.") from None
+        if self._placeholders.offer(ask.key, ts) != ts:
+            # The answer was faster and went out as its own message: this placeholder is stale.
+            self._client.chat_delete(channel=ask.channel, ts=ts)
+        if ask.remember:
+            self._threads.remember(ask.team, ask.channel, ask.thread_ts or ts, Document(ask.passage, ask.sources))
+
+    def tell(self, channel: str, user: str, thread_ts: str | None, message: blocks.Message) -> None:
+        """An ephemeral message only `user` sees; failures are logged (there is no one else to tell)."""
+        try:
+            self._client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread_ts, **message.kwargs())
+        except SlackApiError as exc:
+            log.warning("could not send an ephemeral message in %s: %s", channel, exc.response.get("error"))

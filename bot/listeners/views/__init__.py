@@ -1,0 +1,9 @@
+from slack_bolt import App
+
+from bot.blocks import MODAL_CALLBACK_ID
+
+from .explain_modal import ack_submission, run_submission
+
+
+def register(app: App) -> None:
+    app.view(MODAL_CALLBACK_ID)(ack=ack_submission, lazy=[run_submission])

@@ -1,0 +1,76 @@
+"""The question form's submission, from `/explain` (question + passage fields) or from the
+message shortcut (question only; the passage is the message, stashed at shortcut time).
+
+Field problems are answered in the ack (`response_action: errors`) so the user fixes them
+in the open form; everything that needs Redis or Slack runs after the ack.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from slack_bolt import Ack, BoltContext
+
+from bot import blocks
+from bot.intake import Ask, problems, question_problem
+from bot.listeners.guard import guarded
+from bot.listeners.shortcuts.ask_about_message import stashed_message
+from bot.services import services
+from explain_core.errors import InputError
+from explain_core.jobs import JobOptions
+
+log = logging.getLogger(__name__)
+
+
+def _value(view: dict[str, Any], block: str) -> str:
+    value = view["state"]["values"].get(block, {}).get(blocks.INPUT_ACTION, {}).get("value")
+    return value or ""
+
+
+def _metadata(view: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(view.get("private_metadata") or "{}")
+
+
+def ack_submission(ack: Ack, view: dict[str, Any]) -> None:
+    metadata = _metadata(view)
+    question = _value(view, blocks.QUESTION_BLOCK)
+    if metadata.get("kind") == "command":
+        found = problems(question, _value(view, blocks.PASSAGE_BLOCK))
+    else:
+        problem = question_problem(question)
+        found = {"question": problem} if problem else {}
+    if found:  # the field names of `problems` are the form's block ids
+        ack(response_action="errors", errors=found)
+    else:
+        ack()
+
+
+def run_submission(view: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
+    metadata = _metadata(view)
+    question = _value(view, blocks.QUESTION_BLOCK).strip()
+    if not question:
+        return  # rejected in the ack
+    qa = services(context)
+    user = body["user"]["id"]
+    team = metadata["team"]
+    channel = metadata["channel"]
+    key = f"view:{team}:{view['id']}"
+
+    def work() -> None:
+        if metadata.get("kind") == "command":
+            passage = _value(view, blocks.PASSAGE_BLOCK)
+            if problems(question, passage):
+                return  # rejected in the ack
+            qa.intake.submit(Ask(key=key, team=team, channel=channel, user=user, question=question,
+                                 passage=passage, thread_ts=None,
+                                 options=JobOptions(compare=bool(metadata.get("compare"))),
+                                 show_asker=True, remember=True))
+            return
+        message = stashed_message(qa, team, channel, metadata["message_ts"])
+        document = qa.intake.thread_document(team, channel, metadata["message_ts"], message)
+        qa.intake.submit(Ask(key=key, team=team, channel=channel, user=user, question=question,
+                             passage=document.text, thread_ts=metadata["thread_ts"], show_asker=True,
+                             sources=document.sources))
+
+    guarded(work, lambda message: qa.intake.tell(channel, user, metadata.get("thread_ts"), message))

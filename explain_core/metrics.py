@@ -1,0 +1,50 @@
+"""Prometheus metrics of the worker, served on `QA_METRICS_PORT` when it is set.
+
+Queue depth is read from Redis at scrape time rather than sampled by the work loop, so it
+is current even while the worker is busy with a long job (or has none to do).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import redis
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, start_http_server
+
+# Seconds from enqueue to result: a cached hit is ~0.1 s, integrated gradients on a long
+# passage can take a minute.
+LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300)
+
+
+class WorkerMetrics:
+    """The worker's counters on their own registry (so tests and benchmarks can build several),
+    with the process collector (RSS, CPU) since a model's memory is what an operator watches."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        self.jobs = Counter(
+            "qa_worker_jobs", "Jobs handled, by outcome: answered, rejected (bad input), retried, dead_lettered",
+            ["outcome"], registry=self.registry)
+        self.latency = Histogram(
+            "qa_worker_job_latency_seconds", "Time from enqueue to result written (queueing included)",
+            buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.batch_size = Histogram(
+            "qa_worker_batch_jobs", "Jobs answered together in one batch", buckets=(1, 2, 4, 8, 16, 32),
+            registry=self.registry)
+        self.depth = Gauge("qa_worker_queue_depth", "Jobs not finished (waiting or in progress)",
+                           registry=self.registry)
+
+    def watch_depth(self, depth: Callable[[], int]) -> None:
+        """Report `depth()` at each scrape; NaN while Redis cannot be reached."""
+        def read() -> float:
+            try:
+                return float(depth())
+            except redis.RedisError:
+                return math.nan
+
+        self.depth.set_function(read)
+
+    def serve(self, port: int) -> None:
+        """Expose /metrics on `port` from a daemon thread."""
+        start_http_server(port, registry=self.registry)

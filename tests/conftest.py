@@ -1,0 +1,62 @@
+"""Fixtures shared by the whole suite: offline tiny models and Redis servers."""
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.redis_server import RedisServer
+
+# Nothing in the tests may reach the HuggingFace hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture()
+def redis_url() -> Iterator[str]:
+    """A fresh database on a private redis-server (cheap: one process for each test that asks)."""
+    server = RedisServer(appendonly=False).start()
+    try:
+        yield server.url
+    finally:
+        server.close()
+
+
+@pytest.fixture()
+def durable_redis() -> Iterator[RedisServer]:
+    """A private, append-only redis-server that a test may kill or restart."""
+    server = RedisServer(appendonly=True).start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture()
+def namespace() -> str:
+    """A key prefix no other test uses, so tests sharing a server never see each other's keys."""
+    return f"test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BERT QA checkpoint folder (uncased WordPiece), built once per session."""
+    # Imported here so that test modules which never ask for a model (the bot's) never load TensorFlow.
+    from tests.tiny_models import build_tiny_model
+
+    return build_tiny_model("bert", tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dirs(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One tiny QA checkpoint folder per tokenizer family: "bert", "distilbert", "roberta"."""
+    from tests.tiny_models import build_tiny_model
+
+    dirs = {"bert": tiny_model_dir}
+    for kind in ("distilbert", "roberta"):
+        dirs[kind] = build_tiny_model(kind, tmp_path_factory.mktemp(f"tiny-{kind}"))
+    return dirs

@@ -1,0 +1,84 @@
+"""The engine's answers equal the transformers question-answering pipeline's.
+
+DESIGN.md promises decoding "equivalent to the transformers question-answering pipeline";
+users compare the bot with the pipeline they know, so any drift (window borders, offsets of
+unknown words, the no-answer rule, the score) is a bug. Each tokenizer family is checked on
+generated pairs, most of which need several windows at max_seq_len 384 / stride 128.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.qa_pairs import generate_pairs
+
+pytestmark = pytest.mark.slow
+
+KINDS = ("bert", "distilbert", "roberta")
+N_PAIRS = 200
+N_IMPOSSIBLE = 60  # handle_impossible_answer=True on a subset: the rule only adds one comparison
+SCORE_TOLERANCE = 1e-4
+PAIRS = generate_pairs(N_PAIRS, seed=1234)
+
+
+@pytest.fixture(scope="module")
+def pipelines(tiny_model_dirs: dict[str, Path]) -> dict[str, Any]:
+    """One pipeline per tiny model, loaded once: building a pipeline costs far more than a call."""
+    from transformers import AutoTokenizer, TFAutoModelForQuestionAnswering, pipeline
+
+    # dtype=None: without it the TF pipeline reaches for torch (see ../shared/models/README.md).
+    return {
+        kind: pipeline(
+            "question-answering",
+            model=TFAutoModelForQuestionAnswering.from_pretrained(path),
+            tokenizer=AutoTokenizer.from_pretrained(path),
+            framework="tf",
+            dtype=None,
+        )
+        for kind, path in tiny_model_dirs.items()
+    }
+
+
+def _mismatch(ours: dict[str, Any], theirs: dict[str, Any], passage: str) -> str | None:
+    """Why the two answers differ, or None when they agree."""
+    if ours["answer"] != passage[ours["start"]:ours["end"]]:
+        return "answer is not passage[start:end]"
+    if (ours["answer"], ours["start"], ours["end"]) != (theirs["answer"], theirs["start"], theirs["end"]):
+        return "different span"
+    if abs(ours["score"] - theirs["score"]) > SCORE_TOLERANCE:
+        return "different score"
+    return None
+
+
+@pytest.mark.parametrize(
+    ("kind", "handle_impossible"),
+    [(kind, False) for kind in KINDS] + [(kind, True) for kind in KINDS],
+)
+def test_answers_equal_the_pipeline(
+    kind: str, handle_impossible: bool, tiny_model_dirs: dict[str, Path], pipelines: dict[str, Any]
+) -> None:
+    from explain_core import explain
+    from explain_core.settings import DecodeSettings
+
+    settings = DecodeSettings(handle_impossible_answer=handle_impossible)
+    pairs = PAIRS[:N_IMPOSSIBLE] if handle_impossible else PAIRS
+    pipe = pipelines[kind]
+    failures = []
+    multi_window = 0
+    for index, (question, passage) in enumerate(pairs):
+        exp = explain(question, passage, model=str(tiny_model_dirs[kind]), method="vanilla", settings=settings)
+        multi_window += exp.windows > 1
+        ours = {"answer": exp.answer, "start": exp.start, "end": exp.end, "score": exp.score}
+        theirs = pipe(question=question, context=passage, handle_impossible_answer=handle_impossible)
+        theirs = {key: theirs[key] for key in ("answer", "start", "end", "score")}
+        reason = _mismatch(ours, theirs, passage)
+        if reason:
+            failures.append(
+                f"#{index} {reason}: ours={ours} pipeline={theirs} question={question!r} "
+                f"passage[{len(passage)} chars, {exp.windows} windows]={passage[:80]!r}..."
+            )
+    # The generator is meant to exercise window stitching; if it stops doing so this test loses its point.
+    assert multi_window >= len(pairs) // 3, f"only {multi_window}/{len(pairs)} pairs needed several windows"
+    assert not failures, f"{len(failures)}/{len(pairs)} pairs differ ({kind}):\n" + "\n".join(failures[:10])
