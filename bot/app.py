@@ -18,10 +18,11 @@ from typing import Any, Callable
 
 from slack_bolt import App, BoltContext
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk.errors import SlackApiError
 
 from bot.delivery import Delivery
 from bot.listeners import register_listeners
-from bot.services import CONTEXT_KEY, Services
+from bot.services import CONTEXT_KEY, Services, web_client
 from bot.settings import BotSettings, ConfigError
 
 log = logging.getLogger("bot")
@@ -83,6 +84,15 @@ def main() -> int:
     except ConfigError as exc:
         print(f"qa-bot: {exc}", file=sys.stderr)
         return 2
+    try:
+        web_client(settings).auth_test()
+    except SlackApiError as exc:
+        print(f"qa-bot: Slack rejected SLACK_BOT_TOKEN ({exc.response.get('error')}); copy the Bot User OAuth "
+              "Token (xoxb-...) from OAuth & Permissions", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"qa-bot: cannot reach Slack at {settings.api_url}: {exc}", file=sys.stderr)
+        return 1
     if settings.mode == "http":
         log.info("starting in HTTP mode on port %d (path %s)", settings.port, EVENTS_PATH)
         _serve_http(settings)
@@ -92,7 +102,12 @@ def main() -> int:
     services = Services.create(settings)
     Delivery(services.queue, services.client, settings).start()
     log.info("starting in Socket Mode")
-    SocketModeHandler(build_app(settings, services), settings.app_token).start()
+    try:
+        SocketModeHandler(build_app(settings, services), settings.app_token).start()
+    except SlackApiError as exc:
+        print(f"qa-bot: Slack refused the Socket Mode connection ({exc.response.get('error')}); check "
+              "SLACK_APP_TOKEN (an xapp-... App-Level Token with connections:write)", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -61,7 +61,10 @@ def shorten_mrkdwn(text: str) -> str:
 
 @dataclass(frozen=True)
 class Message:
-    """A message body: fallback text plus blocks, ready for chat.postMessage/update/ack."""
+    """A message body: fallback text plus blocks, ready for chat.postMessage/update/ack.
+
+    The fallback `text` is mrkdwn too (notifications are built from it), so it is escaped
+    like the blocks."""
 
     text: str
     blocks: list[dict[str, Any]]
@@ -148,25 +151,24 @@ def answer(question: str, asker: str | None, summaries: list[AnswerSummary]) -> 
     if first.no_answer:
         text = f"No answer in this passage ({_percent(first.confidence)})"
     else:
-        text = f"Answer: {shorten(first.answer, 200)} ({_percent(first.confidence)})"
+        text = f"Answer: {mrkdwn(shorten(first.answer, 200))} ({_percent(first.confidence)})"
     return Message(text=text, blocks=blocks)
 
 
 def job_failed(question: str, asker: str | None, error: JobError) -> Message:
     """The reply when the worker could not answer (bad input it caught, or gave up)."""
-    text = f"I couldn't answer: {error.message}"
-    return Message(text=text, blocks=[_section(_question_line(question, asker)),
-                                      _section(f":warning: {mrkdwn(text)}")])
+    text = mrkdwn(f"I couldn't answer: {error.message}")
+    return Message(text=text, blocks=[_section(_question_line(question, asker)), _section(f":warning: {text}")])
 
 
 def error(message: str) -> Message:
     """An ephemeral message for bad input: what went wrong and what to do."""
-    return Message(text=message, blocks=[_section(f":warning: {mrkdwn(message)}")])
+    return Message(text=mrkdwn(message), blocks=[_section(f":warning: {mrkdwn(message)}")])
 
 
 def notice(message: str) -> Message:
     """An ephemeral note that is not an error (e.g. "document read, ask in its thread")."""
-    return Message(text=message, blocks=[_section(f":page_facing_up: {mrkdwn(message)}")])
+    return Message(text=mrkdwn(message), blocks=[_section(f":page_facing_up: {mrkdwn(message)}")])
 
 
 HELP_TEXT = (

@@ -21,7 +21,6 @@ import os
 import socket
 import threading
 import time
-import urllib.error
 from dataclasses import dataclass
 
 import redis
@@ -131,7 +130,7 @@ class Delivery:
             pending.next_try = time.monotonic() + 0.2
             self._pending[entry.entry_id] = pending
             return 0
-        except (SlackApiError, SlackClientError, urllib.error.URLError, OSError) as exc:
+        except (SlackClientError, OSError) as exc:  # SlackApiError is a SlackClientError; URLError an OSError
             pending.attempts += 1
             if _permanent(exc) or pending.attempts >= MAX_ATTEMPTS:
                 log.error("giving up on the reply for %s after %d attempt(s): %s",

@@ -257,9 +257,10 @@ class DocumentReader:
                 return b"".join(chunks)
         except InputError:
             raise
-        except TimeoutError:
-            raise too_slow from None
         except (urllib.error.URLError, OSError) as exc:
+            # A timeout surfaces bare while reading, wrapped in URLError while connecting.
+            if isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError):
+                raise too_slow from None
             log.warning("download of %s failed: %s", name, exc)
             raise InputError("download_failed", f"I couldn't download {name} from Slack. Try again in a minute.") from None
 

@@ -24,7 +24,6 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.documents import Document, ThreadDocuments
-from bot.settings import BotSettings
 from explain_core.errors import InputError
 from explain_core.jobs import JobOptions
 from explain_core.queue import JobQueue
@@ -201,7 +200,10 @@ class Intake:
             # The answer was faster and went out as its own message: this placeholder is stale.
             self._client.chat_delete(channel=ask.channel, ts=ts)
         if ask.remember:
-            self._threads.remember(ask.team, ask.channel, ask.thread_ts or ts, Document(ask.passage, ask.sources))
+            try:
+                self._threads.remember(ask.team, ask.channel, ask.thread_ts or ts, Document(ask.passage, ask.sources))
+            except redis.RedisError as exc:  # the job is queued; only follow-up questions lose the cache
+                log.warning("could not cache the passage for the thread: %s", exc)
 
     def tell(self, channel: str, user: str, thread_ts: str | None, message: blocks.Message) -> None:
         """An ephemeral message only `user` sees; failures are logged (there is no one else to tell)."""

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from explain_core.errors import InputError
 from explain_core.result import Explanation
-from explain_core.settings import DEFAULT_METHOD, DecodeSettings, default_model
+from explain_core.settings import DEFAULT_METHOD, DecodeSettings, compare_models, default_model
 
 TOP_WORDS = 8
 
@@ -34,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS, help="saliency method")
     parser.add_argument("--png", type=Path, help="write the saliency picture to this PNG file")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument("--faithfulness", action="store_true",
+                        help="also measure how much the answer depends on the most salient words")
+    parser.add_argument("--compare", action="store_true",
+                        help="answer with every model in $QA_MODELS (comma-separated) and show them side by side")
     parser.add_argument("--no-null", action="store_true",
                         help="never answer 'no answer' (for SQuAD1-style models without a null answer)")
     return parser
@@ -74,6 +78,8 @@ def _human(exp: Explanation) -> str:
     head = "no answer found" if exp.no_answer else f"answer: {exp.answer}"
     lines = [head, f"confidence: {exp.score:.1%}  (model {exp.model}, method {exp.method}, "
                    f"{exp.windows} window{'s' if exp.windows != 1 else ''}, {exp.timings_ms.get('total', 0):.0f} ms)"]
+    if exp.faithfulness is not None:
+        lines.append(f"faithfulness: {exp.faithfulness.sentence}")
     if exp.no_answer and exp.best_rejected:
         lines.append(f"best rejected span: {exp.best_rejected.answer!r} ({exp.best_rejected.score:.1%})")
     top = sorted(exp.words, key=lambda w: abs(w.weight), reverse=True)[:TOP_WORDS]
@@ -82,10 +88,10 @@ def _human(exp: Explanation) -> str:
     return "\n".join(lines)
 
 
-def _write_png(exp: Explanation, path: Path) -> None:
-    from explain_core.render import render_png
+def _write_png(results: list[Explanation], path: Path) -> None:
+    from explain_core.render import render_comparison, render_png
 
-    image = render_png(exp)
+    image = render_png(results[0]) if len(results) == 1 else render_comparison(results)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(image.png)
@@ -93,15 +99,16 @@ def _write_png(exp: Explanation, path: Path) -> None:
         raise InputError("bad_file", f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def run(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
+def run(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
     """The CLI without `sys.exit`, so tests can call it in-process."""
+    stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
     args = _parser().parse_args(argv)
     settings = DecodeSettings(handle_impossible_answer=not args.no_null)
     from explain_core.engine import explain, explain_batch
     from explain_core.model import load_model
 
     if args.jsonl is not None:
-        handle = sys.stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8")
+        handle = stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8")
         with handle:
             items = list(_jsonl_items(handle))
         qa = load_model(args.model or default_model())
@@ -117,13 +124,17 @@ def run(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextIO
 
     if not args.question:
         raise InputError("empty_question", "--question is required (or use --jsonl)")
-    exp = explain(args.question, _passage(args, stdin), model=args.model, method=args.method, settings=settings)
+    passage = _passage(args, stdin)
+    models = compare_models() if args.compare else [args.model]
+    results = [explain(args.question, passage, model=name, method=args.method, settings=settings,
+                       faithfulness=args.faithfulness) for name in models]
     if args.png:
-        _write_png(exp, args.png)
+        _write_png(results, args.png)
     if args.json:
-        stdout.write(json.dumps(exp.to_dict(), ensure_ascii=False) + "\n")
+        payload = {"compare": [r.to_dict() for r in results]} if args.compare else results[0].to_dict()
+        stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
     else:
-        stdout.write(_human(exp) + "\n")
+        stdout.write("\n\n".join(_human(r) for r in results) + "\n")
         if args.png:
             stdout.write(f"picture: {args.png}\n")
     return 0

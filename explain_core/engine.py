@@ -13,13 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from explain_core.decode import Candidate, decode
+from explain_core.faithfulness import measure as measure_faithfulness
 from explain_core.errors import InputError
 from explain_core.model import QAModel, load_model
 from explain_core.result import Explanation, Span
 from explain_core.saliency import AttributionContext, get_method
 from explain_core.settings import DecodeSettings, default_model, max_passage_chars
 from explain_core.windows import Windows, make_windows
-from explain_core.words import attributions
+from explain_core.words import attributions, sequence_ids
 
 
 @dataclass
@@ -94,7 +95,7 @@ def _stack(parts: list[Windows]) -> Windows:
 
 
 def _explain_one(qa: QAModel, question: str, passage: str, answer_pass: _Pass, method_name: str,
-                 settings: DecodeSettings, timings: dict[str, float]) -> Explanation:
+                 settings: DecodeSettings, timings: dict[str, float], with_faithfulness: bool) -> Explanation:
     windows = answer_pass.windows
     t0 = time.perf_counter()
     ranked = decode(windows, passage, answer_pass.start_logits, answer_pass.end_logits, settings)
@@ -105,31 +106,28 @@ def _explain_one(qa: QAModel, question: str, passage: str, answer_pass: _Pass, m
 
     t0 = time.perf_counter()
     method = get_method(method_name)
-    w, n = best.window, int(windows.lengths[best.window])
-    reuse = answer_pass.graph_span == (best.token_start, best.token_end)
-    ctx = AttributionContext(
-        model=qa,
-        input_ids=windows.input_ids[w:w + 1, :n],
-        attention_mask=windows.attention_mask[w:w + 1, :n],
-        token_type_ids=windows.token_type_ids[w:w + 1, :n],
-        target_start=best.token_start,
-        target_end=best.token_end,
-        special_tokens=np.array([sid is None for sid in windows.encodings[w].sequence_ids]),
-        gradient=answer_pass.gradient if reuse else None,
-    )
+    w = best.window
+    ctx = AttributionContext.for_window(qa, windows, w, best.token_start, best.token_end)
+    if answer_pass.graph_span == (best.token_start, best.token_end):
+        ctx.gradient = answer_pass.gradient
     raw = method.attribute(ctx)
     tokens, words = attributions(raw, windows.encodings[w], windows.question_first, windows.question, passage,
                                  method.signed)
     timings["explain"] = (time.perf_counter() - t0) * 1000
+    faithful = measure_faithfulness(ctx, raw) if with_faithfulness else None
+    if faithful is not None:
+        timings["faithfulness"] = faithful.extra_ms
 
-    passage_offsets = [o for o, sid in zip(windows.encodings[w].offsets, windows.encodings[w].sequence_ids)
-                       if sid == windows.passage_segment()]
+    passage_offsets = np.array(windows.encodings[w].offsets).reshape(-1, 2)[
+        sequence_ids(windows.encodings[w]) == windows.passage_segment()]
     rejected = next((c for c in ranked if not c.is_null), None) if best.is_null else None
     return Explanation(
         question=question,
         passage=passage,
         answer=best.answer,
-        score=float(best.score),
+        # The pipeline adds up the probabilities of one answer text found in overlapping
+        # windows, which can pass 1; a confidence shown to people stays a probability.
+        score=min(1.0, float(best.score)),
         start=best.start,
         end=best.end,
         no_answer=best.is_null,
@@ -140,17 +138,18 @@ def _explain_one(qa: QAModel, question: str, passage: str, answer_pass: _Pass, m
         tokens=tokens,
         words=words,
         windows=len(windows),
-        window_start=passage_offsets[0][0] if passage_offsets else 0,
-        window_end=passage_offsets[-1][1] if passage_offsets else 0,
+        window_start=int(passage_offsets[0, 0]) if len(passage_offsets) else 0,
+        window_end=int(passage_offsets[-1, 1]) if len(passage_offsets) else 0,
         best_rejected=Span(rejected.answer, rejected.start, rejected.end, float(rejected.score)) if rejected else None,
         question_truncated=windows.question_truncated,
         diagnostics=dict(ctx.diagnostics),
+        faithfulness=faithful,
         timings_ms={k: round(v, 2) for k, v in timings.items()},
     )
 
 
 def explain_batch(items: list[tuple[str, str]], *, model: str | QAModel | None = None, method: str = "vanilla",
-                  settings: DecodeSettings | None = None) -> list[Explanation | InputError]:
+                  settings: DecodeSettings | None = None, faithfulness: bool = False) -> list[Explanation | InputError]:
     """Answer and explain several questions with shared forward passes (the worker's path).
 
     A bad item yields its `InputError` in place, so one user's mistake never fails the batch.
@@ -177,19 +176,21 @@ def explain_batch(items: list[tuple[str, str]], *, model: str | QAModel | None =
         timings = {"tokenize": tokenize_ms, "forward": forward_ms}
         t0 = time.perf_counter()
         question, passage = items[i]
-        results[i] = _explain_one(qa, question, passage, answer_pass, method, settings, timings)
+        results[i] = _explain_one(qa, question, passage, answer_pass, method, settings, timings, faithfulness)
         results[i].timings_ms["total"] = round(tokenize_ms + forward_ms + (time.perf_counter() - t0) * 1000, 2)
     return results  # type: ignore[return-value]
 
 
 def explain(question: str, passage: str, *, model: str | QAModel | None = None, method: str = "vanilla",
-            settings: DecodeSettings | None = None) -> Explanation:
+            settings: DecodeSettings | None = None, faithfulness: bool = False) -> Explanation:
     """Answer one question about a passage and explain the answer shown.
 
     Raises `InputError` for input the user must fix (empty text, too long, unknown method
     or model); the answer equals the transformers question-answering pipeline's.
+    `faithfulness=True` adds comprehensiveness/sufficiency (a few masked forward passes).
     """
-    result = explain_batch([(question, passage)], model=model, method=method, settings=settings)[0]
+    result = explain_batch([(question, passage)], model=model, method=method, settings=settings,
+                           faithfulness=faithfulness)[0]
     if isinstance(result, InputError):
         raise result
     return result

@@ -47,6 +47,7 @@ FALLBACKS = (
 )
 _PROBE_SIZE = 32
 _WIDTH_CACHE_SIZE = 20_000
+_WIDTH_CACHE_TEXT = 64  # longer texts (prefixes of a huge token being broken) are not kept
 _NOTDEF_PROBE = "\U0010ffff"  # a noncharacter: every font maps it to its .notdef glyph
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
@@ -101,11 +102,11 @@ def _glyph_pixels(font: Font, text: str) -> tuple[tuple[int, int, int, int], byt
 
 @lru_cache(maxsize=None)
 def _notdef(key: str) -> tuple[tuple[int, int, int, int], bytes]:
-    return _glyph_pixels(_probe(key), _NOTDEF_PROBE)
+    return _glyph_pixels(_probe(key), _NOTDEF_PROBE)  # type: ignore[arg-type]
 
 
-def _probe(key: str) -> Font:
-    return _default(_PROBE_SIZE) if key == "" else _load(key, _PROBE_SIZE)  # type: ignore[return-value]
+def _probe(key: str) -> Font | None:
+    return _default(_PROBE_SIZE) if key == "" else _load(key, _PROBE_SIZE)
 
 
 @lru_cache(maxsize=65536)
@@ -115,7 +116,7 @@ def covers(key: str, char: str) -> bool:
     Plain PIL has no cmap lookup, so a glyph counts as missing when it draws exactly like
     the font's .notdef glyph. Coverage does not depend on size, so one probe size is used.
     """
-    return _glyph_pixels(_probe(key), char) != _notdef(key)
+    return _glyph_pixels(_probe(key), char) != _notdef(key)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ class Typeface:
         self._fonts: list[tuple[str, Font]] = []
         for path in paths:
             font = _load(path, size)
-            if font is not None:
+            if font is not None and _probe(path) is not None:  # coverage needs the probe size
                 self._fonts.append((path, font))
         if not self._fonts:
             self._fonts.append(("", _default(size)))
@@ -163,7 +164,7 @@ class Typeface:
                 buffer.append(char)
                 continue
             font = self._font_for(char)
-            if buffer and (font is not current or font is None):
+            if buffer and font is not current:
                 runs.append(Run("".join(buffer), current))
                 buffer = []
             current = font
@@ -173,18 +174,19 @@ class Typeface:
         return runs
 
     def width(self, text: str) -> float:
-        """Advance width of `text` in pixels (cached: the same words recur in a picture)."""
+        """Advance width of `text` in pixels (words are cached: they recur in a picture)."""
         cached = self._widths.get(text)
         if cached is None:
-            if len(self._widths) > _WIDTH_CACHE_SIZE:  # a worker lives long: bound the memory
-                self._widths.clear()
             cached = sum(self._run_width(run) for run in self.runs(text))
-            self._widths[text] = cached
+            if len(text) <= _WIDTH_CACHE_TEXT:
+                if len(self._widths) > _WIDTH_CACHE_SIZE:  # a worker lives long: bound memory
+                    self._widths.clear()
+                self._widths[text] = cached
         return cached
 
     def _run_width(self, run: Run) -> float:
         if run.font is None:
-            return self.placeholder_width * len(run.text)
+            return self.placeholder_width * _base_count(run.text)
         return run.font.getlength(run.text)
 
     def draw(self, draw: ImageDraw.ImageDraw, x: float, baseline: float, text: str,
@@ -197,7 +199,7 @@ class Typeface:
             runs.reverse()
         for run in runs:
             if run.font is None:
-                self._draw_placeholders(draw, x, baseline, len(run.text), fill)
+                self._draw_placeholders(draw, x, baseline, _base_count(run.text), fill)
             else:
                 draw.text((x, baseline), run.text, font=run.font, fill=fill, anchor="ls",
                           direction=direction)
@@ -212,6 +214,11 @@ class Typeface:
             left = x + i * self.placeholder_width + line
             right = x + (i + 1) * self.placeholder_width - line - 1
             draw.rectangle((left, top, right, baseline - 1), outline=fill, width=line)
+
+
+def _base_count(text: str) -> int:
+    """Characters that get a placeholder box each: combining marks share their base's box."""
+    return sum(1 for char in text if not unicodedata.category(char).startswith("M"))
 
 
 @lru_cache(maxsize=32)

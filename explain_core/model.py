@@ -7,10 +7,12 @@ Gradients are taken with respect to the word embeddings: the seed's one-hot grad
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +62,8 @@ class QAModel:
     def _call(self, attention_mask: tf.Tensor, token_type_ids: tf.Tensor, **inputs: tf.Tensor):
         if self.uses_token_types:
             inputs["token_type_ids"] = token_type_ids
+        if "inputs_embeds" in inputs:  # under a reduced-precision policy the layers compute in bfloat16
+            inputs["inputs_embeds"] = tf.cast(inputs["inputs_embeds"], self.model.compute_dtype)
         inputs.setdefault("input_ids", None)  # Keras wants the first argument named even when unused
         out = self.model(attention_mask=attention_mask, training=False, **inputs)
         return tf.cast(out.start_logits, tf.float32), tf.cast(out.end_logits, tf.float32)
@@ -114,7 +118,7 @@ class QAModel:
     def one_hot_gradient_norm(self, grad: np.ndarray) -> np.ndarray:
         """L2 norm over the vocabulary of the one-hot gradient, from embedding gradients [..., dim]."""
         g = grad.astype(np.float64)
-        return np.sqrt(np.maximum(np.einsum("...d,de,...e->...", g, self.gram, g), 0.0))
+        return np.sqrt(np.maximum(((g @ self.gram) * g).sum(axis=-1), 0.0))
 
 
 def _pick(logits: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
@@ -146,16 +150,48 @@ def load_model(name_or_path: str) -> QAModel:
     Hub names resolve through the HuggingFace cache, so an offline machine works once the
     model is cached; a local folder needs `tf_model.h5` (or PyTorch weights with torch).
     """
-    source = str(Path(name_or_path).expanduser()) if Path(name_or_path).expanduser().exists() else name_or_path
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        source = str(path)
+    elif name_or_path.startswith(("/", ".", "~")):
+        raise InputError("unknown_model", f"cannot load model '{name_or_path}': no such folder")
+    else:
+        source = name_or_path
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
-        model = TFAutoModelForQuestionAnswering.from_pretrained(source)
+        with _precision_policy(precision()):
+            model = TFAutoModelForQuestionAnswering.from_pretrained(source)
     except (OSError, ValueError) as exc:
         raise InputError("unknown_model", f"cannot load model '{name_or_path}': {_first_line(exc)}") from exc
     if not tokenizer.is_fast:
         raise InputError("unknown_model", f"model '{name_or_path}' has no fast tokenizer (offsets are needed)")
     log.info("loaded model %s", name_or_path)
     return QAModel(name=name_or_path, model=model, tokenizer=tokenizer)
+
+
+def precision() -> str:
+    """`QA_PRECISION`: "float32" (default, answers equal to the pipeline's) or "bfloat16".
+
+    bfloat16 keeps float32 weights and computes in bfloat16 (Keras' mixed_bfloat16 policy),
+    which is faster on CPUs with AVX-512 BF16 or AMX; its answers can differ slightly.
+    """
+    value = os.environ.get("QA_PRECISION", "float32").strip().lower()
+    if value not in ("float32", "bfloat16"):
+        raise InputError("bad_setting", f"QA_PRECISION must be float32 or bfloat16, not {value!r}")
+    return value
+
+
+@contextlib.contextmanager
+def _precision_policy(name: str) -> Iterator[None]:
+    """Build a model under a Keras precision policy without changing it for other models."""
+    from tf_keras import mixed_precision
+
+    previous = mixed_precision.global_policy()
+    mixed_precision.set_global_policy("mixed_bfloat16" if name == "bfloat16" else "float32")
+    try:
+        yield
+    finally:
+        mixed_precision.set_global_policy(previous)
 
 
 def _first_line(exc: BaseException) -> str:

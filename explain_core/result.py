@@ -42,11 +42,13 @@ class Faithfulness:
 
     comprehensiveness: mean drop of P(start)*P(end) when the top-k% passage tokens are masked
     (higher = the explanation found what the model used); sufficiency: mean drop when only the
-    top-k% are kept (lower = better). `curve` holds, per k, the probabilities after masking.
+    top-k% are kept (lower = better). `original` is P(start)*P(end) of the span in its window,
+    unmasked; `curve` holds, per fraction k, the probability with the top k hidden / kept only.
     """
 
     comprehensiveness: float
     sufficiency: float
+    original: float
     curve: list[dict[str, float]]
     sentence: str
     extra_ms: float

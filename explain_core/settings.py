@@ -41,3 +41,9 @@ def default_model() -> str:
 def max_passage_chars() -> int:
     """Longest passage accepted (characters); `QA_MAX_PASSAGE_CHARS` overrides 200,000."""
     return _env_int("QA_MAX_PASSAGE_CHARS", 200_000)
+
+
+def compare_models() -> list[str]:
+    """The checkpoints a comparison runs (`QA_MODELS`, comma-separated); the default model alone if unset."""
+    names = [name.strip() for name in os.environ.get("QA_MODELS", "").split(",") if name.strip()]
+    return names or [default_model()]

@@ -178,11 +178,11 @@ def summarize(exp: Explanation, *, k: int = 5) -> AnswerSummary:
         sentence, answer_start, answer_end = answer_sentence(exp.passage, exp.start, exp.end)
     rejected = None
     if exp.no_answer and exp.best_rejected is not None:
-        rejected = RejectedSpan(exp.best_rejected.answer, float(exp.best_rejected.score))
+        rejected = RejectedSpan(exp.best_rejected.answer, finite_weight(float(exp.best_rejected.score)))
     total = exp.timings_ms.get("total")
     return AnswerSummary(
         answer="" if exp.no_answer else exp.answer,
-        confidence=float(exp.score),
+        confidence=finite_weight(float(exp.score)),  # JSON has no NaN
         no_answer=exp.no_answer,
         sentence=sentence,
         answer_start=answer_start,

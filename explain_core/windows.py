@@ -13,6 +13,7 @@ from tokenizers import Encoding
 from transformers import PreTrainedTokenizerFast
 
 from explain_core.settings import DecodeSettings
+from explain_core.words import sequence_ids
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,7 @@ def make_windows(tokenizer: PreTrainedTokenizerFast, question: str, passage: str
         input_ids[row, :n] = ids
         attention[row, :n] = 1
         token_types[row, :n] = encoded["token_type_ids"][row]
-        sequence_ids = encoded.sequence_ids(row)
-        p_mask[row, :n] = [0 if sid == passage_index else 1 for sid in sequence_ids]
+        p_mask[row, :n] = sequence_ids(encoded[row]) != passage_index  # NaN (special) != index too
         if tokenizer.cls_token_id is not None:
             p_mask[row, :n][np.asarray(ids) == tokenizer.cls_token_id] = 0
     return Windows(

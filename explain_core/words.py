@@ -11,22 +11,20 @@ import re
 import numpy as np
 from tokenizers import Encoding
 
-from explain_core.result import Attribution, Segment
+from explain_core.result import Attribution
 
 _WORD = re.compile(r"\S+")
+SEGMENTS = ("question", "passage")
+
+
+def sequence_ids(encoding: Encoding) -> np.ndarray:
+    """The tokenizer's sequence index per token as floats, NaN for special tokens."""
+    return np.array(encoding.sequence_ids, dtype=np.float64)
 
 
 def _normalise(values: np.ndarray) -> np.ndarray:
     peak = float(np.max(np.abs(values))) if values.size else 0.0
     return values / peak if peak > 0 else np.zeros_like(values)
-
-
-def token_segments(encoding: Encoding, question_first: bool) -> list[Segment | None]:
-    """Segment of each token of a window; None for special tokens and padding."""
-    names: dict[int | None, Segment | None] = (
-        {0: "question", 1: "passage", None: None} if question_first else {0: "passage", 1: "question", None: None}
-    )
-    return [names[sid] for sid in encoding.sequence_ids]
 
 
 def attributions(raw: np.ndarray, encoding: Encoding, question_first: bool, question: str, passage: str,
@@ -37,32 +35,34 @@ def attributions(raw: np.ndarray, encoding: Encoding, question_first: bool, ques
     seed divides by the maximum; special tokens are left out so [CLS]/[SEP] never set the
     scale). Words aggregate by sum when signed and by L2 norm otherwise.
     """
-    segments = token_segments(encoding, question_first)
-    texts = {"question": question, "passage": passage}
-    keep = [i for i, seg in enumerate(segments) if seg is not None and encoding.offsets[i][1] > encoding.offsets[i][0]]
-    values = raw[keep].astype(np.float64)
+    offsets = np.array(encoding.offsets, dtype=np.int64).reshape(-1, 2)
+    seq = sequence_ids(encoding)
+    question_seq = 0 if question_first else 1
+    keep = ~np.isnan(seq) & (offsets[:, 1] > offsets[:, 0])
+    values = raw.astype(np.float64)[keep]
+    token_weights = _normalise(values)
+    is_question = seq[keep] == question_seq
+    kept_offsets = offsets[keep]
+    texts = (question, passage)
+
     tokens = [
-        Attribution(texts[segments[i]][encoding.offsets[i][0]:encoding.offsets[i][1]],
-                    encoding.offsets[i][0], encoding.offsets[i][1], float(w), segments[i])
-        for i, w in zip(keep, _normalise(values))
+        Attribution(texts[seg][s:e], int(s), int(e), float(w), SEGMENTS[seg])
+        for (s, e), w, seg in zip(kept_offsets.tolist(), token_weights.tolist(), (~is_question).astype(int).tolist())
     ]
-    words: list[Attribution] = []
-    for segment in ("question", "passage"):
-        seg_tokens = [(t, v) for t, v in zip(tokens, values) if t.segment == segment]
-        if not seg_tokens:
+    spans: list[tuple[int, int, int]] = []  # (segment, start, end) of each word
+    scores: list[float] = []
+    for seg, in_segment in enumerate((is_question, ~is_question)):
+        if not in_segment.any():
             continue
-        text = texts[segment]
-        lo, hi = seg_tokens[0][0].start, seg_tokens[-1][0].end
-        spans = [m.span() for m in _WORD.finditer(text, lo, hi)]
-        starts = np.array([s for s, _ in spans])
-        sums = np.zeros(len(spans))
-        for token, value in seg_tokens:
-            index = int(np.searchsorted(starts, token.start, side="right")) - 1
-            sums[index] += value if signed else value * value
-        scores = sums if signed else np.sqrt(sums)
-        words.extend(Attribution(text[s:e], s, e, float(score), segment)
-                     for (s, e), score in zip(spans, scores))
-    peak = max((abs(w.weight) for w in words), default=0.0)
-    if peak > 0:
-        words = [Attribution(w.text, w.start, w.end, w.weight / peak, w.segment) for w in words]
+        seg_offsets, seg_values = kept_offsets[in_segment], values[in_segment]
+        seg_spans = [m.span() for m in _WORD.finditer(texts[seg], int(seg_offsets[0, 0]), int(seg_offsets[-1, 1]))]
+        word_of_token = np.searchsorted([start for start, _ in seg_spans], seg_offsets[:, 0], side="right") - 1
+        if signed:
+            totals = np.bincount(word_of_token, weights=seg_values, minlength=len(seg_spans))
+        else:
+            totals = np.sqrt(np.bincount(word_of_token, weights=seg_values ** 2, minlength=len(seg_spans)))
+        spans.extend((seg, start, end) for start, end in seg_spans)
+        scores.extend(totals.tolist())
+    words = [Attribution(texts[seg][s:e], s, e, float(w), SEGMENTS[seg])
+             for (seg, s, e), w in zip(spans, _normalise(np.array(scores)).tolist())]
     return tokens, words

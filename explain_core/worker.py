@@ -49,6 +49,9 @@ log = logging.getLogger("explain_core.worker")
 MODEL_FAILED = "the model failed on this input"
 BACKOFF_FIRST_S = 0.2
 BACKOFF_MAX_S = 5.0
+# How often a worker looks for jobs abandoned by dead workers (an XAUTOCLAIM: cheap), so a
+# job waits at most the visibility timeout plus this once its worker is gone.
+RECLAIM_EVERY_S = 1.0
 
 Outcome = Explanation | InputError | Exception
 
@@ -130,7 +133,8 @@ class Answerer:
         self.batch = batch
 
     def warm_up(self) -> None:
-        """Load the default model and trace its graphs, so the first user does not wait for it."""
+        """Load the default model and trace its main graph, so that the first user does not
+        wait for it (tracing takes seconds; the rarer multi-window graphs trace on first use)."""
         explain_core.explain("Is this a warm-up?", "This is a warm-up.", model=self.model)
 
     def answer(self, ready: Sequence[Ready]) -> list[JobResult | Exception]:
@@ -228,7 +232,6 @@ class Worker:
         self._stop = threading.Event()
         self._retry: list[JobEntry] = []
         self._last_reclaim = 0.0
-        self._reclaim_every_s = max(0.5, min(config.visibility_timeout_s / 4, 10.0))
         self._down_since: float | None = None
         self._failures = 0
 
@@ -251,7 +254,7 @@ class Worker:
         """Handle one batch: this worker's retries first, then reclaimed jobs, then new ones."""
         entries, self._retry = self._retry, []
         now = time.monotonic()
-        if not entries and now - self._last_reclaim >= self._reclaim_every_s:
+        if not entries and now - self._last_reclaim >= RECLAIM_EVERY_S:
             self._last_reclaim = now
             entries = self.queue.reclaim_jobs(self.consumer, int(self.config.visibility_timeout_s * 1000),
                                               self.config.batch_size)

@@ -42,6 +42,7 @@ class _Fault:
     status: int
     retry_after: int | None
     times: int
+    channel: str | None
 
 
 @dataclass
@@ -116,12 +117,14 @@ class SlackFake:
         return message
 
     def add_file(self, name: str, data: bytes, *, size: int | None = None,
-                 mimetype: str = "application/octet-stream", host_url: str | None = None) -> dict[str, Any]:
+                 mimetype: str = "application/octet-stream", host_url: str | None = None,
+                 redirect_to: str | None = None) -> dict[str, Any]:
         """Store a downloadable file and return its Slack file object.
 
         `size` lets a test claim a size different from the bytes (Slack reports it in the
         event; the bot must check it before downloading). `host_url` points the download URL
-        somewhere else, to test that foreign hosts are refused.
+        somewhere else, and `redirect_to` makes the download answer 302 to that URL, to test
+        that the token never goes to a foreign host.
         """
         file_id = f"F{next(self._ids):06d}"
         base = host_url or self.url
@@ -135,14 +138,18 @@ class SlackFake:
             "url_private": f"{base}/files-pri/{file_id}/{name}",
             "url_private_download": f"{base}/files-pri/{file_id}/download/{name}",
         }
+        if redirect_to is not None:
+            info["redirect_to"] = redirect_to
         with self._lock:
             self._state.files[file_id] = (info, data)
         return dict(info)
 
-    def fail_next(self, method: str, status: int, *, times: int = 1, retry_after: int | None = None) -> None:
-        """Answer the next `times` calls of `method` with HTTP `status` (429 adds Retry-After)."""
+    def fail_next(self, method: str, status: int, *, channel: str | None = None, times: int = 1,
+                  retry_after: int | None = None) -> None:
+        """Answer the next `times` calls of `method` (in `channel`, if given: tests sharing the
+        fake stay apart) with HTTP `status`; `retry_after` adds the Retry-After header."""
         with self._lock:
-            self._state.faults.setdefault(method, []).append(_Fault(status, retry_after, times))
+            self._state.faults.setdefault(method, []).append(_Fault(status, retry_after, times, channel))
 
     def set_download_delay(self, seconds: float) -> None:
         with self._lock:
@@ -158,6 +165,11 @@ class SlackFake:
             if (method is None or c.method == method)
             and all(c.args.get(k) == v for k, v in match.items())
         ]
+
+    def messages_in(self, channel: str) -> list[dict[str, Any]]:
+        """Messages stored in `channel`: seeded by the test or posted by the bot."""
+        with self._lock:
+            return list(self._state.messages.get(channel, []))
 
     @property
     def downloads(self) -> list[str]:
@@ -199,7 +211,10 @@ class SlackFake:
                 pass
 
             def do_GET(self) -> None:  # noqa: N802 - stdlib name
-                fake._download(self)
+                try:
+                    fake._download(self)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the bot hung up on purpose (size cap, timeout)
 
             def do_POST(self) -> None:  # noqa: N802 - stdlib name
                 path = urlparse(self.path).path
@@ -220,7 +235,7 @@ class SlackFake:
         auth = handler.headers.get("Authorization", "")
         token = auth[len("Bearer "):] if auth.startswith("Bearer ") else args.get("token")
         with self._lock:
-            fault = self._take_fault(method)
+            fault = self._take_fault(method, args.get("channel"))
         if fault is not None:
             self._record(Call(method, args, token, fault.status))
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
@@ -234,14 +249,14 @@ class SlackFake:
         self._record(Call(method, args, token, 200))
         _send_json(handler, 200, result)
 
-    def _take_fault(self, method: str) -> _Fault | None:
-        queue = self._state.faults.get(method)
-        if not queue:
+    def _take_fault(self, method: str, channel: str | None = None) -> _Fault | None:
+        queue = self._state.faults.get(method, [])
+        fault = next((f for f in queue if f.channel is None or f.channel == channel), None)
+        if fault is None:
             return None
-        fault = queue[0]
         fault.times -= 1
         if fault.times <= 0:
-            queue.pop(0)
+            queue.remove(fault)
         return fault
 
     def _record(self, call: Call) -> None:
@@ -354,6 +369,9 @@ class SlackFake:
         with self._lock:
             self._state.downloads.append(parts[1])
             self._lock.notify_all()
+        if "redirect_to" in stored[0]:
+            _send(handler, 302, b"", "text/plain", {"Location": stored[0]["redirect_to"]})
+            return
         time.sleep(delay)
         _send(handler, 200, stored[1], stored[0]["mimetype"])
 

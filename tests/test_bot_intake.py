@@ -156,6 +156,14 @@ def test_redis_unavailable_is_told_and_the_ack_is_immediate(slack: SlackFake, na
         told = down.wait_response(reply)
         assert told["response_type"] == "ephemeral"
         assert "can't reach my job queue" in told["text"]
+        dm = unique("D")
+        down.direct_message(dm, f"Who? | {PASSAGE}")
+        assert "can't reach my job queue" in down.wait_ephemeral(dm)["text"]
+        channel = unique("C")
+        root = slack.add_message(channel, {"user": "UAUTHOR", "text": PASSAGE})
+        down.mention(channel, "Who?", thread_ts=root["ts"])
+        assert "can't reach my job queue" in down.wait_ephemeral(channel)["text"]
+        assert slack.calls("chat.postMessage", channel=channel) == []
     finally:
         down.close()
 
@@ -164,7 +172,7 @@ def test_echoed_text_never_pings(bot: BotUnderTest) -> None:
     channel = unique("C")
     bot.command(f"Hey <!channel> <!here|here> <@U123|bob> @everyone & 1 < 2? | {PASSAGE}", channel=channel)
     posted = bot.fake.wait_for(lambda: placeholders(bot.fake, channel), what="the placeholder")[0]
-    shown = all_text(posted["blocks"])
+    shown = all_text({"text": posted["text"], "blocks": posted["blocks"]})
     for ping in ("<!channel>", "<!here", "<@U123", "@everyone", "@here", "@channel"):
         assert ping not in shown
     assert "&amp; 1 &lt; 2?" in shown

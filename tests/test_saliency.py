@@ -28,16 +28,7 @@ def _context(model_dir, question: str = QUESTION, passage: str = PASSAGE, start:
              end: int = 22) -> AttributionContext:
     qa = load_model(str(model_dir))
     windows = make_windows(qa.tokenizer, question, passage, DecodeSettings())
-    n = int(windows.lengths[0])
-    return AttributionContext(
-        model=qa,
-        input_ids=windows.input_ids[:1, :n],
-        attention_mask=windows.attention_mask[:1, :n],
-        token_type_ids=windows.token_type_ids[:1, :n],
-        target_start=start,
-        target_end=end,
-        special_tokens=np.array([sid is None for sid in windows.encodings[0].sequence_ids]),
-    )
+    return AttributionContext.for_window(qa, windows, 0, start, end)
 
 
 def _one_hot_reference(ctx: AttributionContext) -> np.ndarray:

@@ -39,8 +39,8 @@ PAUSING_VISIBILITY_S = 5.0
 
 PASSAGE = "Ada Lovelace lived in London, where she wrote the first published program."
 QUESTION = "Where did Ada live?"
-# Short enough for the "short" model (24 positions), which fails on anything longer.
-SHORT_PASSAGE = "Ada lives in Paris, the capital."
+# Short enough for the "short" model (24 positions: 21 tokens with QUESTION), which fails on longer input.
+SHORT_PASSAGE = "Ada lived in London."
 LONG_PASSAGE = " ".join([PASSAGE] * 5)
 
 
@@ -139,7 +139,7 @@ def _fleet(server: RedisServer, namespace: str, log_dir: Path, count: int, **env
 def workers(server: RedisServer, tiny_model_dir: Path, short_model_dir: Path,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     fleet = _fleet(server, "qa", tmp_path_factory.mktemp("logs"), 2, QA_MODEL=str(tiny_model_dir),
-                   QA_MODELS=f"{tiny_model_dir},{short_model_dir}", QA_VISIBILITY_TIMEOUT_S="10")
+                   QA_MODELS=f"{tiny_model_dir},{short_model_dir}", QA_VISIBILITY_TIMEOUT_S="60")
     yield fleet
     for worker in fleet.workers:
         worker.stop()
@@ -254,14 +254,14 @@ def test_job_whose_workers_kept_dying_is_dead_lettered(workers: Fleet) -> None:
     queue = workers.queue
     key = new_key()
     job = Job(key=key, question=QUESTION, options=JobOptions(), reply_to={}, enqueued_at=time.time(), passage=PASSAGE)
-    # The job with three deliveries to workers that died (never acked), the last one long
-    # ago, in one transaction so that the live workers never see it as new.
-    job_id = queue.redis.xadd(queue.jobs_stream, {"job": job.to_json()})
+    # Delivered to a worker that died, in one transaction with its arrival so that no live
+    # worker sees it as new; then twice more (XCLAIM), the last time an hour ago.
     tx = queue.redis.pipeline(transaction=True)
+    tx.xadd(queue.jobs_stream, {"job": job.to_json()})
     tx.xreadgroup(WORKER_GROUP, "ghost", {queue.jobs_stream: ">"}, count=1)
+    job_id = tx.execute()[0]
     for _ in range(2):
-        tx.xclaim(queue.jobs_stream, WORKER_GROUP, "ghost", 0, [job_id], idle=3_600_000)
-    tx.execute()
+        queue.redis.xclaim(queue.jobs_stream, WORKER_GROUP, "ghost", 0, [job_id], idle=3_600_000)
     result = one_each(collect(queue, [key]))[key]
     assert result.error.code == "model_failed"
     (dead,) = [d for d in queue.dead_letters() if d.job_id == job_id]

@@ -13,6 +13,8 @@ from typing import ClassVar
 import numpy as np
 
 from explain_core.model import QAModel
+from explain_core.windows import Windows
+from explain_core.words import sequence_ids
 
 
 @dataclass
@@ -31,9 +33,30 @@ class AttributionContext:
     target_start: int
     target_end: int
     special_tokens: np.ndarray  # bool [length]: [CLS]/[SEP]/padding, kept as is by baselines
+    allowed: np.ndarray  # float [length]: 1 for tokens in the pipeline's softmax (passage and [CLS])
     gradient: np.ndarray | None = None
     target_value: float | None = None
     diagnostics: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def for_window(cls, model: QAModel, windows: Windows, window: int, start: int, end: int) -> "AttributionContext":
+        """The context for one window of a question's windows, cut to its real length."""
+        n = int(windows.lengths[window])
+        return cls(
+            model=model,
+            input_ids=windows.input_ids[window:window + 1, :n],
+            attention_mask=windows.attention_mask[window:window + 1, :n],
+            token_type_ids=windows.token_type_ids[window:window + 1, :n],
+            target_start=start,
+            target_end=end,
+            special_tokens=np.isnan(sequence_ids(windows.encodings[window]))[:n],
+            allowed=windows.allowed[window, :n],
+        )
+
+    @property
+    def passage_tokens(self) -> np.ndarray:
+        """bool [length]: the tokens of the passage (what faithfulness masks)."""
+        return (self.allowed > 0) & ~self.special_tokens
 
     def embeddings(self) -> np.ndarray:
         """Word embeddings of the window's tokens, [length, dim]."""

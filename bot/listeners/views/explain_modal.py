@@ -7,7 +7,6 @@ in the open form; everything that needs Redis or Slack runs after the ack.
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 from slack_bolt import Ack, BoltContext
@@ -17,10 +16,7 @@ from bot.intake import Ask, problems, question_problem
 from bot.listeners.guard import guarded
 from bot.listeners.shortcuts.ask_about_message import stashed_message
 from bot.services import services
-from explain_core.errors import InputError
 from explain_core.jobs import JobOptions
-
-log = logging.getLogger(__name__)
 
 
 def _value(view: dict[str, Any], block: str) -> str:
