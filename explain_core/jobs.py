@@ -6,6 +6,9 @@ its reader, and a reader must be able to say "I don't know this version" instead
 crashing. Readers ignore fields they do not know, so version 1 can grow optional fields;
 a change that old readers would misread bumps `SCHEMA_VERSION`.
 
+JSON is written ASCII-only: text from chat may hold lone surrogates, which UTF-8 (and so
+Redis' client) cannot encode but JSON escapes can carry.
+
 No TensorFlow and no Redis here: the bot builds jobs and reads results with this module.
 """
 from __future__ import annotations
@@ -68,7 +71,7 @@ class Job:
     passage_ref: str | None = None
 
     def to_json(self) -> str:
-        return json.dumps({"v": SCHEMA_VERSION, **asdict(self)}, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps({"v": SCHEMA_VERSION, **asdict(self)}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "Job":
@@ -129,7 +132,7 @@ class JobResult:
         data = asdict(self)
         data["images"] = [{"png": base64.b64encode(i.png).decode("ascii"), "alt_text": i.alt_text, "model": i.model}
                           for i in self.images]
-        return json.dumps({"v": SCHEMA_VERSION, **data}, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps({"v": SCHEMA_VERSION, **data}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "JobResult":
@@ -160,7 +163,7 @@ class DeadLetter:
     at: float
 
     def to_json(self) -> str:
-        return json.dumps({"v": SCHEMA_VERSION, **asdict(self)}, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps({"v": SCHEMA_VERSION, **asdict(self)}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "DeadLetter":

@@ -133,7 +133,7 @@ def _best_spans(start, end, allowed, max_answer_len, allow_null):
     null_score = start_p[:, 0] * end_p[:, 0]
     not_cls = tf.concat([tf.zeros([1]), tf.ones([length - 1])], 0)[tf.newaxis, :] * allowed
     scores = (start_p * not_cls)[:, :, tf.newaxis] * (end_p * not_cls)[:, tf.newaxis, :]
-    scores = tf.linalg.band_part(scores, tf.constant(0, tf.int32), max_answer_len - 1)
+    scores = tf.linalg.band_part(scores, tf.constant(0, tf.int32), tf.minimum(max_answer_len, length) - 1)
     flat = tf.reshape(scores, [tf.shape(scores)[0], -1])
     best = tf.argmax(flat, axis=-1, output_type=tf.int32)
     best_score = tf.reduce_max(flat, axis=-1)

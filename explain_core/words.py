@@ -37,32 +37,34 @@ def attributions(raw: np.ndarray, encoding: Encoding, question_first: bool, ques
     """
     offsets = np.array(encoding.offsets, dtype=np.int64).reshape(-1, 2)
     seq = sequence_ids(encoding)
-    question_seq = 0 if question_first else 1
-    keep = ~np.isnan(seq) & (offsets[:, 1] > offsets[:, 0])
-    values = raw.astype(np.float64)[keep]
-    token_weights = _normalise(values)
-    is_question = seq[keep] == question_seq
-    kept_offsets = offsets[keep]
     texts = (question, passage)
-
-    tokens = [
-        Attribution(texts[seg][s:e], int(s), int(e), float(w), SEGMENTS[seg])
-        for (s, e), w, seg in zip(kept_offsets.tolist(), token_weights.tolist(), (~is_question).astype(int).tolist())
-    ]
+    segment = np.where(seq == (0 if question_first else 1), 0, 1)  # index into texts / SEGMENTS
+    word = np.full(len(offsets), -1)
     spans: list[tuple[int, int, int]] = []  # (segment, start, end) of each word
-    scores: list[float] = []
-    for seg, in_segment in enumerate((is_question, ~is_question)):
-        if not in_segment.any():
+    for seg in (0, 1):
+        in_segment = np.flatnonzero(~np.isnan(seq) & (segment == seg))
+        if not in_segment.size:
             continue
-        seg_offsets, seg_values = kept_offsets[in_segment], values[in_segment]
-        seg_spans = [m.span() for m in _WORD.finditer(texts[seg], int(seg_offsets[0, 0]), int(seg_offsets[-1, 1]))]
-        word_of_token = np.searchsorted([start for start, _ in seg_spans], seg_offsets[:, 0], side="right") - 1
-        if signed:
-            totals = np.bincount(word_of_token, weights=seg_values, minlength=len(seg_spans))
-        else:
-            totals = np.sqrt(np.bincount(word_of_token, weights=seg_values ** 2, minlength=len(seg_spans)))
-        spans.extend((seg, start, end) for start, end in seg_spans)
-        scores.extend(totals.tolist())
+        lo, hi = int(offsets[in_segment, 0].min()), int(offsets[in_segment, 1].max())
+        seg_spans = [m.span() for m in _WORD.finditer(texts[seg], lo, hi)]
+        if not seg_spans:
+            continue
+        starts, ends = np.array(seg_spans).T
+        index = np.searchsorted(starts, offsets[in_segment, 0], side="right") - 1
+        # Tokens of pure whitespace (byte-level BPE has them for newlines) belong to no word.
+        inside = (index >= 0) & (offsets[in_segment, 0] < ends[np.maximum(index, 0)])
+        word[in_segment[inside]] = index[inside] + len(spans)
+        spans.extend((seg, int(s), int(e)) for s, e in seg_spans)
+    keep = (word >= 0) & (offsets[:, 1] > offsets[:, 0])
+    values = raw.astype(np.float64)[keep]
+    tokens = [
+        Attribution(texts[seg][s:e], s, e, w, SEGMENTS[seg])
+        for (s, e), w, seg in zip(offsets[keep].tolist(), _normalise(values).tolist(), segment[keep].tolist())
+    ]
+    if signed:
+        totals = np.bincount(word[keep], weights=values, minlength=len(spans))
+    else:
+        totals = np.sqrt(np.bincount(word[keep], weights=values ** 2, minlength=len(spans)))
     words = [Attribution(texts[seg][s:e], s, e, float(w), SEGMENTS[seg])
-             for (seg, s, e), w in zip(spans, _normalise(np.array(scores)).tolist())]
+             for (seg, s, e), w in zip(spans, _normalise(totals).tolist())]
     return tokens, words

@@ -30,7 +30,7 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
@@ -43,6 +43,9 @@ from explain_core.render import render_png
 from explain_core.result import Explanation
 from explain_core.settings import default_model
 from explain_core.summary import summarize
+
+if TYPE_CHECKING:  # the engine imports TensorFlow: only on first use, so `--check` stays light
+    from explain_core.model import QAModel
 
 log = logging.getLogger("explain_core.worker")
 
@@ -190,7 +193,7 @@ class Answerer:
         return [self._one(qa, question, passage, method) for question, passage in items]
 
     @staticmethod
-    def _one(qa: object, question: str, passage: str, method: str) -> Outcome:
+    def _one(qa: QAModel, question: str, passage: str, method: str) -> Outcome:
         try:
             return explain_core.explain(question, passage, model=qa, method=method)
         except Exception as exc:  # noqa: BLE001 - a poison input must not kill the worker
@@ -273,6 +276,33 @@ class Worker:
             log.warning("could not leave the consumer group at exit: %s", exc)
 
     def _handle(self, entries: list[JobEntry]) -> None:
+        finished, ready = self._triage(entries)
+        if ready:
+            if self.config.test_pause_s:
+                time.sleep(self.config.test_pause_s)
+            self.metrics.batch_size.observe(len(ready))
+        failed: list[JobEntry] = []
+        for (entry, item), outcome in zip(ready, self.answerer.answer([item for _, item in ready])):
+            if isinstance(outcome, JobResult):
+                finished.append(Finished(entry.entry_id, outcome))
+            elif entry.deliveries >= self.config.max_attempts:
+                log.error("job %s failed on delivery %d of %d; dead-lettering it", entry.entry_id,
+                          entry.deliveries, self.config.max_attempts, exc_info=outcome)
+                finished.append(self._dead(entry, (item.job.key, item.job.reply_to), "model_failed", MODEL_FAILED))
+            else:
+                log.warning("job %s failed on delivery %d of %d, retrying: %r", entry.entry_id,
+                            entry.deliveries, self.config.max_attempts, outcome)
+                failed.append(entry)
+        self._write(finished, {entry.entry_id: item.job.enqueued_at for entry, item in ready})
+        for entry in failed:
+            self.metrics.jobs.labels("retried").inc()
+            again = self.queue.retry_job(self.consumer, entry)
+            if again is not None:
+                self._retry.append(again)
+
+    def _triage(self, entries: list[JobEntry]) -> tuple[list[Finished], list[tuple[JobEntry, Ready]]]:
+        """Split a batch into jobs finished without the model (unreadable, out of deliveries,
+        passage expired) and jobs ready to compute."""
         finished: list[Finished] = []
         decoded: list[tuple[JobEntry, Job]] = []
         for entry in entries:
@@ -289,7 +319,6 @@ class Worker:
                 finished.append(self._dead(entry, (job.key, job.reply_to), "model_failed", MODEL_FAILED))
                 continue
             decoded.append((entry, job))
-        enqueued_at = {entry.entry_id: job.enqueued_at for entry, job in decoded}
         ready: list[tuple[JobEntry, Ready]] = []
         for (entry, job), passage in zip(decoded, self.queue.passages([job for _, job in decoded])):
             if passage is None:
@@ -298,29 +327,7 @@ class Worker:
                     "the question waited too long and its passage expired; please ask again")))
             else:
                 ready.append((entry, Ready(entry.entry_id, job, passage)))
-        if self.config.test_pause_s and ready:
-            time.sleep(self.config.test_pause_s)
-        failed: list[JobEntry] = []
-        outcomes = self.answerer.answer([item for _, item in ready]) if ready else []
-        if ready:
-            self.metrics.batch_size.observe(len(ready))
-        for (entry, item), outcome in zip(ready, outcomes):
-            if isinstance(outcome, JobResult):
-                finished.append(Finished(entry.entry_id, outcome))
-            elif entry.deliveries >= self.config.max_attempts:
-                log.error("job %s failed on delivery %d of %d; dead-lettering it", entry.entry_id,
-                          entry.deliveries, self.config.max_attempts, exc_info=outcome)
-                finished.append(self._dead(entry, (item.job.key, item.job.reply_to), "model_failed", MODEL_FAILED))
-            else:
-                log.warning("job %s failed on delivery %d of %d, retrying: %r", entry.entry_id,
-                            entry.deliveries, self.config.max_attempts, outcome)
-                failed.append(entry)
-        self._write(finished, enqueued_at)
-        for entry in failed:
-            self.metrics.jobs.labels("retried").inc()
-            again = self.queue.retry_job(self.consumer, entry)
-            if again is not None:
-                self._retry.append(again)
+        return finished, ready
 
     @staticmethod
     def _dead(entry: JobEntry, recipient: tuple[str, dict[str, Any]] | None, code: str, message: str) -> Finished:

@@ -7,8 +7,8 @@ generated pairs, most of which need several windows at max_seq_len 384 / stride 
 """
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -87,7 +87,7 @@ def test_answers_equal_the_pipeline(
     pairs = PAIRS[:N_IMPOSSIBLE] if handle_impossible else PAIRS
     pipe = pipelines(kind)
     failures = []
-    multi_window = 0
+    multi_window = truncated = 0
     for index, (question, passage) in enumerate(pairs):
         theirs = pipe(question=question, context=passage, handle_impossible_answer=handle_impossible)
         theirs = {key: theirs[key] for key in ("answer", "start", "end", "score")}
@@ -97,7 +97,11 @@ def test_answers_equal_the_pipeline(
             failures.append(f"#{index} engine raised {type(exc).__name__}: {str(exc)[:200]} "
                             f"question={question!r} passage[{len(passage)} chars]={passage[:80]!r}...")
             continue
+        if exp.question_truncated:  # deliberate (docs/DESIGN.md): the pipeline's fast path sends
+            truncated += 1          # the whole of a question over max_question_len tokens
+            continue
         multi_window += exp.windows > 1
+        theirs["score"] = min(1.0, theirs["score"])  # summed window scores are capped (docs/DESIGN.md)
         ours = {"answer": exp.answer, "start": exp.start, "end": exp.end, "score": exp.score}
         reason = _mismatch(ours, theirs, passage)
         if reason:
@@ -105,6 +109,7 @@ def test_answers_equal_the_pipeline(
                 f"#{index} {reason}: ours={ours} pipeline={theirs} question={question!r} "
                 f"passage[{len(passage)} chars, {exp.windows} windows]={passage[:80]!r}..."
             )
+    assert truncated <= len(pairs) // 20, f"{truncated} questions were truncated: the generator drifted"
     assert not failures, f"{len(failures)}/{len(pairs)} pairs differ ({kind}):\n" + "\n".join(failures[:10])
     # The generator is meant to exercise window stitching; if it stops doing so this test loses its point.
     assert multi_window >= len(pairs) // 3, f"only {multi_window}/{len(pairs)} pairs needed several windows"

@@ -76,11 +76,13 @@ def test_ahead_counts_jobs_not_finished(queue: JobQueue) -> None:
     assert (stats.waiting, stats.in_progress, stats.results_waiting) == (3, 1, 1)
 
 
-def test_jobs_enqueued_before_any_worker_are_delivered(queue: JobQueue) -> None:
-    queue.enqueue("early", "q", "p", JobOptions(method="grad_x_input"), REPLY_TO)
+def test_jobs_enqueued_before_any_worker_are_delivered_intact(queue: JobQueue) -> None:
+    question, passage = "Où est-il? \ud83d", "Il est à Paris 😀 \udc00."  # lone surrogates, as JSON allows
+    queue.enqueue("early", question, passage, JobOptions(method="grad_x_input"), REPLY_TO)
     (entry,) = queue.read_jobs("w1", count=10, block_ms=10)
     job = Job.from_json(entry.payload)
-    assert (job.key, job.options.method, job.reply_to, entry.deliveries) == ("early", "grad_x_input", REPLY_TO, 1)
+    assert (job.key, job.question, job.passage, job.options.method, job.reply_to, entry.deliveries) == (
+        "early", question, passage, "grad_x_input", REPLY_TO, 1)
 
 
 def test_large_passage_is_stored_once_and_referenced(queue: JobQueue) -> None:

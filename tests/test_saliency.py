@@ -168,9 +168,14 @@ def test_graph_functions_do_not_retrace_per_passage_length(tiny_model_dir):
 
 
 @pytest.mark.parametrize("kind", ["bert", "distilbert", "roberta"])
-def test_tokens_and_words_point_into_their_text(tiny_model_dirs, kind):
+@pytest.mark.parametrize("passage", [
+    "Merchants crossed the stone bridge, every morning (at 6:30)…\n\nThe café opened late.",
+    "\nHis boat, the Gaviota, was only 9 metres long.",  # byte-level BPE has a token for the newline
+    " \t x\n\n y ",
+    "Dr.",  # a window shorter than max_answer_len
+])
+def test_tokens_and_words_point_into_their_text(tiny_model_dirs, kind, passage):
     question = "Where did the  merchants cross?"
-    passage = "Merchants crossed the stone bridge, every morning (at 6:30)…\n\nThe café opened late."
     exp = explain(question, passage, model=str(tiny_model_dirs[kind]))
     assert exp.answer == passage[exp.start:exp.end]
     for item in exp.tokens + exp.words:

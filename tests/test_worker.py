@@ -209,7 +209,8 @@ def test_round_trip(workers: Fleet, tiny_model_dir: Path, short_model_dir: Path)
     }
     assert len(jobs["large"][1]) > PASSAGE_INLINE_BYTES
     keys = {name: new_key() for name in jobs}
-    enqueued = {name: queue.enqueue(keys[name], q, p, options, {"name": name}) for name, (q, p, options) in jobs.items()}
+    enqueued = {name: queue.enqueue(keys[name], question, passage, options, {"name": name})
+                for name, (question, passage, options) in jobs.items()}
     assert queue.enqueue(keys["plain"], QUESTION, PASSAGE, JobOptions(), {}).duplicate
 
     results = one_each(collect(queue, list(keys.values())))

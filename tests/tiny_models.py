@@ -38,8 +38,8 @@ def _corpus_lines() -> list[str]:
     return [line for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _wordpiece_tokenizer(kind: str, work: Path):
-    """A BERT/DistilBERT fast tokenizer whose vocab.txt is learnt from the corpus.
+def wordpiece_vocab(lowercase: bool) -> list[str]:
+    """A WordPiece vocabulary (special tokens first) learnt from the corpus, the same every time.
 
     `tokenizers`' WordPiece trainer numbers its "##" pieces in hash-map order, so the same
     corpus gives a different vocabulary in every process. Its plain BPE trainer is
@@ -47,19 +47,23 @@ def _wordpiece_tokenizer(kind: str, work: Path):
     and each becomes both a word-initial piece and a "##" continuation piece.
     """
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    from transformers import BertTokenizerFast, DistilBertTokenizerFast
 
-    lowercase = kind == "bert"
     bpe = Tokenizer(models.BPE())
     bpe.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase)
     bpe.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     bpe.train_from_iterator(
         _corpus_lines(), trainers.BpeTrainer(vocab_size=WORDPIECE_VOCAB // 2, min_frequency=1, show_progress=False)
     )
-    pieces = sorted(bpe.get_vocab().items(), key=lambda item: item[1])
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    vocab += [piece for piece, _ in pieces] + [f"##{piece}" for piece, _ in pieces]
-    (work / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    pieces = [piece for piece, _ in sorted(bpe.get_vocab().items(), key=lambda item: item[1])]
+    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + pieces + [f"##{piece}" for piece in pieces]
+
+
+def _wordpiece_tokenizer(kind: str, work: Path):
+    """A BERT (uncased) or DistilBERT (cased) fast tokenizer on the corpus vocabulary."""
+    from transformers import BertTokenizerFast, DistilBertTokenizerFast
+
+    lowercase = kind == "bert"
+    (work / "vocab.txt").write_text("\n".join(wordpiece_vocab(lowercase)) + "\n", encoding="utf-8")
     cls = BertTokenizerFast if kind == "bert" else DistilBertTokenizerFast
     return cls(vocab_file=str(work / "vocab.txt"), do_lower_case=lowercase, model_max_length=512)
 
