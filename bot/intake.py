@@ -27,7 +27,7 @@ from bot.documents import Document, ThreadDocuments
 from explain_core.errors import InputError
 from explain_core.jobs import JobOptions
 from explain_core.queue import JobQueue
-from explain_core.settings import max_passage_chars
+from explain_core.validation import validate
 
 log = logging.getLogger(__name__)
 
@@ -64,35 +64,6 @@ def split_question(text: str) -> tuple[str, str | None]:
         return text.strip(), None
     question, _, passage = text.partition("|")
     return question.strip(), passage.strip()
-
-
-def question_problem(question: str) -> str | None:
-    return None if question.strip() else "Write a question for me to answer."
-
-
-def passage_problem(passage: str) -> str | None:
-    if not passage.strip():
-        return "Give me a passage to find the answer in."
-    if len(passage) > max_passage_chars():
-        return (f"The passage is {len(passage):,} characters; I read at most {max_passage_chars():,}. "
-                "Send just the part that holds the answer.")
-    return None
-
-
-def problems(question: str, passage: str) -> dict[str, str]:
-    """What is wrong with a question/passage pair, by field ("question", "passage"); empty if fine."""
-    found = {"question": question_problem(question), "passage": passage_problem(passage)}
-    return {name: problem for name, problem in found.items() if problem}
-
-
-def validate(question: str, passage: str) -> None:
-    """Raise the InputError for the first problem (question first), if any."""
-    found = problems(question, passage)
-    if "question" in found:
-        raise InputError("no_question", found["question"])
-    if "passage" in found:
-        code = "no_passage" if not passage.strip() else "passage_too_long"
-        raise InputError(code, found["passage"])
 
 
 @dataclass(frozen=True)

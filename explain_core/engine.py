@@ -18,7 +18,8 @@ from explain_core.errors import InputError
 from explain_core.model import QAModel, load_model
 from explain_core.result import Explanation, Span
 from explain_core.saliency import AttributionContext, get_method
-from explain_core.settings import DecodeSettings, default_model, max_passage_chars
+from explain_core.settings import DecodeSettings, default_model
+from explain_core.validation import validate
 from explain_core.windows import Windows, make_windows
 from explain_core.words import attributions, sequence_ids
 
@@ -33,18 +34,6 @@ class _Pass:
     end_logits: np.ndarray
     graph_span: tuple[int, int] | None = None
     gradient: np.ndarray | None = None
-
-
-def validate(question: str, passage: str) -> None:
-    """Reject input no model can answer, with a message the user can act on."""
-    if not isinstance(question, str) or not question.strip():
-        raise InputError("empty_question", "the question is empty: write a question about the passage")
-    if not isinstance(passage, str) or not passage.strip():
-        raise InputError("empty_passage", "the passage has no text: paste or attach the text to ask about")
-    limit = max_passage_chars()
-    if len(passage) > limit:
-        raise InputError("passage_too_long",
-                         f"the passage has {len(passage):,} characters; the limit is {limit:,}")
 
 
 def _resolve(model: str | QAModel | None) -> QAModel:

@@ -108,7 +108,7 @@ def test_empty_command_opens_the_form_and_its_submission_queues_the_job(bot: Bot
 
     refused = bot.view_submission(view_id, view, {"question": "Who?", "passage": "   "})
     assert refused.json() == {"response_action": "errors",
-                              "errors": {"passage": "Give me a passage to find the answer in."}}
+                              "errors": {"passage": "The passage has no text: give me the text to find the answer in."}}
     assert bot.jobs() == []
 
     accepted = bot.view_submission(view_id, view, {"question": "Who?", "passage": PASSAGE})
@@ -128,7 +128,7 @@ def test_question_without_passage_opens_the_form_with_the_question(bot: BotUnder
 # -- bad input: an ephemeral message that says what to do, and no job ----------------------
 def test_no_question_in_the_command(bot: BotUnderTest) -> None:
     reply = bot.command(f"| {PASSAGE}", channel=unique("C"))
-    assert "Write a question" in reply.json()["text"]
+    assert "write a question" in reply.json()["text"]
     assert "/explain question | passage" in reply.json()["text"]
     time.sleep(0.3)
     assert bot.jobs() == []
@@ -137,7 +137,7 @@ def test_no_question_in_the_command(bot: BotUnderTest) -> None:
 def test_passage_too_long(bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QA_MAX_PASSAGE_CHARS", "50")
     reply = bot.command(f"Who? | {PASSAGE}", channel=unique("C"))
-    assert "I read at most 50" in reply.json()["text"]
+    assert "the limit is 50" in reply.json()["text"]
     time.sleep(0.3)
     assert bot.jobs() == []
 
@@ -285,7 +285,7 @@ def test_direct_message_thread_about_a_document(bot: BotUnderTest) -> None:
 def test_direct_message_without_passage(bot: BotUnderTest) -> None:
     channel = unique("D")
     bot.direct_message(channel, "Who won? |")
-    assert "Give me a passage" in bot.wait_ephemeral(channel)["text"]
+    assert "give me the text" in bot.wait_ephemeral(channel)["text"]
     assert bot.jobs() == []
 
 

@@ -15,11 +15,12 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.documents import slack_to_plain
-from bot.intake import HELP_WORDS, USAGE, Ask, parse_options, split_question, validate
+from bot.intake import HELP_WORDS, USAGE, Ask, parse_options, split_question
 from bot.listeners.guard import guarded
 from bot.services import services
 from explain_core.errors import InputError
 from explain_core.jobs import JobOptions
+from explain_core.validation import validate
 
 log = logging.getLogger(__name__)
 

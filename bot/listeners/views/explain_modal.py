@@ -12,11 +12,12 @@ from typing import Any
 from slack_bolt import Ack, BoltContext
 
 from bot import blocks
-from bot.intake import Ask, problems, question_problem
+from bot.intake import Ask
 from bot.listeners.guard import guarded
 from bot.listeners.shortcuts.ask_about_message import stashed_message
 from bot.services import services
 from explain_core.jobs import JobOptions
+from explain_core.validation import problems, question_problem
 
 
 def _value(view: dict[str, Any], block: str) -> str:
@@ -37,7 +38,7 @@ def ack_submission(ack: Ack, view: dict[str, Any]) -> None:
         problem = question_problem(question)
         found = {"question": problem} if problem else {}
     if found:  # the field names of `problems` are the form's block ids
-        ack(response_action="errors", errors=found)
+        ack(response_action="errors", errors={name: problem.message for name, problem in found.items()})
     else:
         ack()
 
