@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any, TextIO
 
 from explain_core.errors import InputError
 from explain_core.result import Explanation
+from explain_core.summary import summarize
 from explain_core.settings import DEFAULT_METHOD, DecodeSettings, compare_models, default_model
 
 TOP_WORDS = 8
@@ -82,9 +84,8 @@ def _human(exp: Explanation) -> str:
         lines.append(f"faithfulness: {exp.faithfulness.sentence}")
     if exp.no_answer and exp.best_rejected:
         lines.append(f"best rejected span: {exp.best_rejected.answer!r} ({exp.best_rejected.score:.1%})")
-    top = sorted(exp.words, key=lambda w: abs(w.weight), reverse=True)[:TOP_WORDS]
     lines.append("top words: " + ", ".join(f"{w.text} ({w.weight:+.2f})" if exp.signed else f"{w.text} ({w.weight:.2f})"
-                                          for w in top))
+                                          for w in summarize(exp, k=TOP_WORDS).top_words))
     return "\n".join(lines)
 
 
@@ -141,6 +142,7 @@ def run(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Text
 
 
 def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # keep loading chatter off the user's screen
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         code = run(argv)
