@@ -127,6 +127,8 @@ class Answerer:
     if that raises, they are answered one by one so that one poison job fails alone.
     Models come from the engine's `load_model`, which keeps them loaded (LRU, QA_MODEL_CACHE).
     Only the configured models are served: a job cannot make the worker fetch any checkpoint.
+    Every answer carries its faithfulness scores (a few masked forward passes, batched), so
+    each reply says how much the answer depends on the words the picture highlights.
     """
 
     def __init__(self, model: str, compare_models: Sequence[str] = (), batch: bool = True) -> None:
@@ -185,7 +187,7 @@ class Answerer:
             return [exc] * len(items)
         if len(items) > 1 and self.batch:
             try:
-                return list(explain_core.explain_batch(items, model=qa, method=method))
+                return list(explain_core.explain_batch(items, model=qa, method=method, faithfulness=True))
             except InputError as exc:  # an unknown method: every job's error
                 return [exc] * len(items)
             except Exception as exc:  # noqa: BLE001 - find the job that broke the batch, one by one
@@ -195,7 +197,7 @@ class Answerer:
     @staticmethod
     def _one(qa: QAModel, question: str, passage: str, method: str) -> Outcome:
         try:
-            return explain_core.explain(question, passage, model=qa, method=method)
+            return explain_core.explain(question, passage, model=qa, method=method, faithfulness=True)
         except Exception as exc:  # noqa: BLE001 - a poison input must not kill the worker
             return exc
 

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import socketserver
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -268,46 +265,3 @@ def make_pdf(pages: list[str]) -> bytes:
     return bytes(out)
 
 
-class Worker:
-    """A real `python -m explain_core.worker` subprocess (TensorFlow), started on demand.
-
-    Start-up is the slow part (TensorFlow import + model load), so modules start one and
-    reuse it; `running()` starts it if needed and waits for its "ready" log line.
-    """
-
-    READY_TIMEOUT_S = 300.0
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.env = env
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def running(self) -> "Worker":
-        if self.alive:
-            return self
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "explain_core.worker"], cwd=ROOT,
-                                         env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + self.READY_TIMEOUT_S
-        while " ready: " not in self.log():
-            assert self.alive, f"worker exited:\n{self.log()[-3000:]}"
-            assert time.monotonic() < deadline, f"worker not ready:\n{self.log()[-3000:]}"
-            time.sleep(0.2)
-        return self
-
-    def stop(self) -> None:
-        if self.alive:
-            assert self.proc is not None
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()

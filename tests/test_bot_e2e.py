@@ -18,7 +18,6 @@ import pytest
 
 from tests.bot_harness import (
     BotUnderTest,
-    Worker,
     make_pdf,
     module_redis,
     settings_for,
@@ -28,6 +27,7 @@ from tests.bot_harness import (
 )
 from tests.redis_server import RedisServer
 from tests.slack_fake import BOT_USER_ID, SlackFake
+from tests.worker_process import WorkerProcess
 
 __all__ = ["module_redis", "slack"]
 
@@ -40,10 +40,10 @@ NAMESPACE = "e2e"
 
 
 @pytest.fixture(scope="module")
-def worker(module_redis: RedisServer, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+def worker(module_redis: RedisServer, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
     """The worker's handle; tests call `.running()` (the first test starts it late on purpose)."""
-    handle = Worker({"REDIS_URL": module_redis.url, "QA_NAMESPACE": NAMESPACE, "QA_MODEL": str(tiny_model_dir),
-                     "QA_BLOCK_MS": "200"}, tmp_path_factory.mktemp("worker") / "worker.log")
+    handle = WorkerProcess({"REDIS_URL": module_redis.url, "QA_NAMESPACE": NAMESPACE, "QA_MODEL": str(tiny_model_dir),
+                            "QA_BLOCK_MS": "200"}, tmp_path_factory.mktemp("worker") / "worker.log")
     yield handle
     handle.stop()
 
@@ -82,7 +82,7 @@ def assert_answered(bot: BotUnderTest, channel: str, thread_ts: str | None) -> d
     return update
 
 
-def test_worker_down_placeholder_waits_then_the_answer_arrives(bot: BotUnderTest, worker: Worker) -> None:
+def test_worker_down_placeholder_waits_then_the_answer_arrives(bot: BotUnderTest, worker: WorkerProcess) -> None:
     worker.stop()  # down, whatever ran before
     channel = unique("C")
     bot.command(f"Where did Ada live? | {PASSAGE}", channel=channel)
@@ -94,7 +94,7 @@ def test_worker_down_placeholder_waits_then_the_answer_arrives(bot: BotUnderTest
     assert_answered(bot, channel, None)
 
 
-def test_slash_command_with_passage(bot: BotUnderTest, worker: Worker) -> None:
+def test_slash_command_with_passage(bot: BotUnderTest, worker: WorkerProcess) -> None:
     worker.running()
     channel = unique("C")
     reply = bot.command(f"Where did Ada live? | {PASSAGE}", channel=channel)
@@ -102,7 +102,7 @@ def test_slash_command_with_passage(bot: BotUnderTest, worker: Worker) -> None:
     assert_answered(bot, channel, None)
 
 
-def test_empty_command_then_the_form(bot: BotUnderTest, worker: Worker) -> None:
+def test_empty_command_then_the_form(bot: BotUnderTest, worker: WorkerProcess) -> None:
     worker.running()
     channel = unique("C")
     reply = bot.command("", channel=channel)
@@ -112,7 +112,7 @@ def test_empty_command_then_the_form(bot: BotUnderTest, worker: Worker) -> None:
 
 
 @pytest.mark.parametrize("kind", ["pasted", "txt", "pdf"])
-def test_thread_mention_about_a_document(bot: BotUnderTest, worker: Worker, kind: str) -> None:
+def test_thread_mention_about_a_document(bot: BotUnderTest, worker: WorkerProcess, kind: str) -> None:
     worker.running()
     channel = unique("C")
     if kind == "pasted":
@@ -125,14 +125,14 @@ def test_thread_mention_about_a_document(bot: BotUnderTest, worker: Worker, kind
     assert_answered(bot, channel, root["ts"])
 
 
-def test_direct_message(bot: BotUnderTest, worker: Worker) -> None:
+def test_direct_message(bot: BotUnderTest, worker: WorkerProcess) -> None:
     worker.running()
     channel = unique("D")
     event = bot.direct_message(channel, f"Where did Ada live? | {PASSAGE}")
     assert_answered(bot, channel, event["ts"])
 
 
-def test_message_shortcut(bot: BotUnderTest, worker: Worker) -> None:
+def test_message_shortcut(bot: BotUnderTest, worker: WorkerProcess) -> None:
     worker.running()
     channel = unique("C")
     message = bot.fake.add_message(channel, {"user": "UAUTHOR", "text": PASSAGE})
@@ -142,7 +142,7 @@ def test_message_shortcut(bot: BotUnderTest, worker: Worker) -> None:
     assert_answered(bot, channel, message["ts"])
 
 
-def test_rate_limited_post_gives_one_reply_after_the_retry(bot: BotUnderTest, worker: Worker) -> None:
+def test_rate_limited_post_gives_one_reply_after_the_retry(bot: BotUnderTest, worker: WorkerProcess) -> None:
     worker.running()
     channel = unique("C")
     bot.fake.fail_next("chat.postMessage", 429, channel=channel, retry_after=1)
@@ -151,7 +151,7 @@ def test_rate_limited_post_gives_one_reply_after_the_retry(bot: BotUnderTest, wo
     assert [c.status for c in bot.fake.calls("chat.postMessage", channel=channel)] == [429, 200]
 
 
-def test_bad_input_never_reaches_the_worker(bot: BotUnderTest, worker: Worker) -> None:
+def test_bad_input_never_reaches_the_worker(bot: BotUnderTest, worker: WorkerProcess) -> None:
     worker.running()
     channel = unique("C")
     scan = bot.fake.add_file("scan.pdf", make_pdf([""]))

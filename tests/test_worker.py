@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,9 +27,9 @@ from explain_core.jobs import Job, JobOptions, JobResult
 from explain_core.queue import PASSAGE_INLINE_BYTES, WORKER_GROUP, JobQueue
 from explain_core.worker import Answerer, Worker, WorkerConfig
 from tests.redis_server import RedisServer, free_port
+from tests.worker_process import WorkerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
-READY_TIMEOUT_S = 300  # a TensorFlow import on a busy 2-core machine
 RESULT_TIMEOUT_S = 180
 # Long enough that the test sees the job in progress and acts; shorter than the visibility
 # timeout of the pausing workers, so a paused job is never mistaken for a dead worker's.
@@ -42,54 +41,6 @@ QUESTION = "Where did Ada live?"
 # Short enough for the "short" model (24 positions: 21 tokens with QUESTION), which fails on longer input.
 SHORT_PASSAGE = "Ada lived in London."
 LONG_PASSAGE = " ".join([PASSAGE] * 5)
-
-
-@dataclass
-class WorkerProcess:
-    """One `python -m explain_core.worker` subprocess with its log file."""
-
-    env: dict[str, str]
-    log_path: Path
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> "WorkerProcess":
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "explain_core.worker"], cwd=ROOT,
-                                         env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT)
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while " ready: " not in self.log():
-            assert self.proc is not None and self.proc.poll() is None, f"worker exited:\n{self.log()[-3000:]}"
-            assert time.monotonic() < deadline, f"worker not ready:\n{self.log()[-3000:]}"
-            time.sleep(0.2)
-
-    def metric(self, name: str) -> float:
-        """A sample of the worker's /metrics page (0 if absent), over real HTTP."""
-        port = self.env["QA_METRICS_PORT"]
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as page:
-            for line in page.read().decode().splitlines():
-                if line.startswith(name + " "):
-                    return float(line.rsplit(" ", 1)[1])
-        return 0.0
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @dataclass
