@@ -24,14 +24,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from explain_core.jobs import Job, JobOptions  # noqa: E402 - after the path setup
-from explain_core.queue import JobQueue  # noqa: E402
+from explain_core.jobs import Job, JobOptions, JobResult  # noqa: E402 - after the path setup
+from explain_core.queue import Finished, JobQueue  # noqa: E402
 from explain_core.worker import Answerer, Ready  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 
@@ -89,6 +90,25 @@ def through_redis(queue: JobQueue, items: list[tuple[str, str]], run: int) -> fl
             queue.ack_result("bench", entry.entry_id)
             seen += 1
     return time.perf_counter() - started
+
+
+def protocol_cost(queue: JobQueue, items: list[tuple[str, str]], template: JobResult, batch: int) -> float:
+    """Milliseconds per job of the protocol alone, both ends in this process: enqueue, read by
+    a worker in batches, result (a real one: summary + PNG) written and job acked, result read
+    and acked by the bot. What the queue adds to a job, free of the model's timing noise."""
+    started = time.perf_counter()
+    for i, (question, passage) in enumerate(items):
+        queue.enqueue(f"proto-{i}", question, passage, JobOptions(), {"channel": "C1"})
+    answered = 0
+    while answered < len(items):
+        entries = queue.read_jobs("protocol", batch, 100)
+        queue.finish([Finished(e.entry_id, replace(template, job_id=e.entry_id)) for e in entries])
+        answered += len(entries)
+    while answered:
+        for entry in queue.read_results("bot", "protocol", count=100, block_ms=100):
+            queue.ack_result("bot", entry.entry_id)
+            answered -= 1
+    return (time.perf_counter() - started) * 1000 / len(items)
 
 
 def best_of(repeats: int, *measures: Callable[[], float]) -> list[float]:
@@ -172,6 +192,13 @@ def main() -> None:
             rows += [("in process (Answerer.answer)", f"{args.jobs / local:.2f} jobs/s"),
                      ("through Redis + worker process", f"{args.jobs / remote:.2f} jobs/s"),
                      ("ratio Redis / in process (target >= 0.9)", f"{local / remote:.3f}")]
+            template = batched.answer(ready[:1])[0]
+            assert isinstance(template, JobResult)
+            cost = protocol_cost(JobQueue.from_url(server.url, "bench-protocol"), workload(500), template, args.batch)
+            rows.append(("protocol alone per job, no model (500 jobs, result "
+                         f"{len(template.to_json()) / 1024:.0f} KB)", f"{cost:.2f} ms"))
+            rows.append(("ratio bound from it: model time / (model time + protocol)",
+                         f"{(local / args.jobs) / (local / args.jobs + cost / 1000):.4f}"))
             for label, passage in (("0.5 KB inline", items[0][1][:500]), ("20 KB by reference", "word " * 4000)):
                 p50, p99 = enqueue_latency(queue, passage, args.enqueues)
                 rows.append((f"enqueue latency, {label} (n={args.enqueues})", f"p50 {p50:.3f} ms, p99 {p99:.3f} ms"))

@@ -37,6 +37,7 @@ class Question:
 
     id: str
     title: str
+    paragraph: int  # index of the paragraph in the file: questions about one passage share it
     question: str
     context: str
     answers: list[str]
@@ -49,6 +50,7 @@ class Record:
 
     id: str
     title: str
+    paragraph: int
     prediction: str
     no_answer: bool
     score: float
@@ -87,13 +89,14 @@ def load_squad(path: Path) -> list[Question]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         questions = []
-        for article in data["data"]:
-            for paragraph in article["paragraphs"]:
-                for qa in paragraph["qas"]:
-                    gold = [a["text"] for a in qa.get("answers", []) if normalize_answer(a["text"])]
-                    questions.append(Question(str(qa["id"]), article.get("title", ""), qa["question"],
-                                              paragraph["context"], gold or [""],
-                                              bool(qa.get("is_impossible", False)) or not gold))
+        paragraphs = [(article.get("title", ""), paragraph) for article in data["data"]
+                      for paragraph in article["paragraphs"]]
+        for number, (title, paragraph) in enumerate(paragraphs):
+            for qa in paragraph["qas"]:
+                gold = [a["text"] for a in qa.get("answers", []) if normalize_answer(a["text"])]
+                questions.append(Question(str(qa["id"]), title, number, qa["question"],
+                                          paragraph["context"], gold or [""],
+                                          bool(qa.get("is_impossible", False)) or not gold))
     except OSError as exc:
         raise InputError("bad_file", f"cannot read {path}: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -161,7 +164,7 @@ def evaluate(questions: list[Question], model_name: str, methods: list[str], set
                     raise InputError(exp.code, f"question {item.id}: {exp.message}")
                 if m == 0:
                     records.append(Record(
-                        item.id, item.title, exp.answer, exp.no_answer, exp.score, item.impossible,
+                        item.id, item.title, item.paragraph, exp.answer, exp.no_answer, exp.score, item.impossible,
                         max(exact_match(exp.answer, g) for g in item.answers),
                         max(f1_score(exp.answer, g) for g in item.answers)))
                 record = records[first + offset]
@@ -268,8 +271,7 @@ def main(argv: list[str] | None = None) -> None:
             raise InputError("bad_limit", "--limit must be a positive number of questions")
         questions = load_squad(args.data)[:args.limit]
         settings = DecodeSettings(handle_impossible_answer=not args.no_null)
-        records, seconds = evaluate(questions, args.model or default_model(), methods, settings,
-                                    progress=not args.json)
+        records, seconds = evaluate(questions, args.model or default_model(), methods, settings)
     except InputError as exc:
         print(f"qa-eval: error: {exc.message}", file=sys.stderr)
         sys.exit(2)

@@ -121,24 +121,32 @@ def _saliency(qa: QAModel, example: Example, method: str, target: tuple[int, int
 
 def randomization(model_dir: Path, examples: list[Example], methods: tuple[str, ...] = METHODS,
                   seed: int = 0) -> dict[str, dict[str, float]]:
-    """Mean Spearman correlation with the trained model's |saliency|, per stage and method."""
-    qa = fresh_model(model_dir)
+    """Mean Spearman correlation with the trained model's |saliency|, per stage and method.
+
+    The trained maps come from the process-wide model (load_model), the randomized ones from
+    a private copy, so nothing else in the process ever sees re-drawn weights.
+    """
+    from explain_core.model import load_model
+
+    trained = load_model(str(model_dir))
     targets = []
     reference: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     for example in examples:
-        _, target = _saliency(qa, example, methods[0], None)
+        _, target = _saliency(trained, example, methods[0], None)
         targets.append(target)
         for method in methods:
-            reference[method].append(_saliency(qa, example, method, target)[0])
+            reference[method].append(_saliency(trained, example, method, target)[0])
+    qa = fresh_model(model_dir)
     rng = np.random.default_rng(seed)
     std = qa.model.config.initializer_range
     results: dict[str, dict[str, float]] = {}
     for stage, weights in randomization_stages(qa):
         _reinitialise(weights, std, rng)
-        # A new wrapper: QAModel caches E^T E, which must follow the re-drawn embeddings.
-        stage_qa = QAModel(qa.name, qa.model, qa.tokenizer)
+        if any(w is qa.embedding_matrix for w in weights):
+            # QAModel caches E^T E for the vanilla norm: a new wrapper follows the new embeddings.
+            qa = QAModel(qa.name, qa.model, qa.tokenizer)
         results[stage] = {
-            method: float(np.mean([spearman(reference[method][i], _saliency(stage_qa, e, method, targets[i])[0])
+            method: float(np.mean([spearman(reference[method][i], _saliency(qa, e, method, targets[i])[0])
                                    for i, e in enumerate(examples)]))
             for method in methods
         }
@@ -162,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     stages = randomization(args.model, generate(args.randomization_questions, HELD_OUT_SEED))
     methods = list(next(iter(stages.values())))
     print(f"Spearman correlation with the trained model's |saliency| ({args.randomization_questions} questions)\n")
-    print("| randomized (cascading) | " + " | ".join(methods) + " |\n|---" * (len(methods) + 1) + "|")
+    print("| randomized (cascading) | " + " | ".join(methods) + " |\n" + "|---" * (len(methods) + 1) + "|")
     for stage, row in stages.items():
         print(f"| {stage} | " + " | ".join(f"{row[m]:.3f}" for m in methods) + " |")
 

@@ -38,8 +38,25 @@ FILLERS = (
     "Some dust lies on the shelf.",
     "A clock ticks on the wall.",
 )
-MIN_ENTITIES, MAX_ENTITIES = 3, 5
-MAX_FILLERS = 2
+
+
+@dataclass(frozen=True)
+class Task:
+    """Which passages to generate: how many containers and fillers, which templates.
+
+    `FULL` is the task the model is evaluated on; `WARMUP` is the first lesson of the
+    training curriculum (see train.py), the same task with two containers and one wording.
+    """
+
+    min_entities: int = 3
+    max_entities: int = 5
+    max_fillers: int = 2
+    sentences: tuple[str, ...] = SENTENCES
+    questions: tuple[str, ...] = QUESTIONS
+
+
+FULL = Task()
+WARMUP = Task(2, 2, 0, SENTENCES[:1], QUESTIONS[:1])
 
 
 @dataclass(frozen=True)
@@ -53,29 +70,39 @@ class Example:
     cue: str
 
 
-def make_example(rng: random.Random) -> Example:
-    """One passage of 3-5 coloured containers (plus fillers) and a question about one of them."""
-    count = rng.randint(MIN_ENTITIES, MAX_ENTITIES)
+def make_passage(rng: random.Random, task: Task = FULL) -> list[Example]:
+    """A passage of 3-5 coloured containers (plus fillers) and one question about each of them.
+
+    Training on all of them together shows the model the same passage with different
+    answers, so only the colour in the question can explain the difference.
+    """
+    count = rng.randint(task.min_entities, task.max_entities)
     colors = rng.sample(COLORS, count)
     items = rng.sample(ITEMS, count)
     container = rng.choice(CONTAINERS)
-    sentences = [rng.choice(SENTENCES).format(color=c, container=container, item=i) for c, i in zip(colors, items)]
-    for filler in rng.sample(FILLERS, rng.randint(0, MAX_FILLERS)):
+    sentences = [rng.choice(task.sentences).format(color=c, container=container, item=i) for c, i in zip(colors, items)]
+    for filler in rng.sample(FILLERS, rng.randint(0, task.max_fillers)):
         sentences.insert(rng.randint(0, len(sentences)), filler)
     passage = " ".join(sentences)
-    target = rng.randrange(count)
-    cue, answer = colors[target], items[target]
-    sentence = next(s for s in sentences if f" {cue} " in f" {s} ")
-    offset = passage.index(sentence)
-    answer_start = offset + re.search(rf"\b{answer}\b", sentence).start()
-    question = rng.choice(QUESTIONS).format(color=cue, container=container)
-    return Example(question, passage, answer, answer_start, cue)
+    examples = []
+    for cue, answer in zip(colors, items):
+        sentence = next(s for s in sentences if f" {cue} " in f" {s} ")
+        answer_start = passage.index(sentence) + re.search(rf"\b{answer}\b", sentence).start()
+        question = rng.choice(task.questions).format(color=cue, container=container)
+        examples.append(Example(question, passage, answer, answer_start, cue))
+    return examples
 
 
-def generate(count: int, seed: int) -> list[Example]:
-    """`count` examples from a generator seeded with `seed` (training uses seed 0)."""
+def generate(count: int, seed: int, task: Task = FULL) -> list[Example]:
+    """`count` examples, one random question per passage, from a generator seeded with `seed`."""
     rng = random.Random(seed)
-    return [make_example(rng) for _ in range(count)]
+    return [rng.choice(make_passage(rng, task)) for _ in range(count)]
+
+
+def generate_all(passages: int, seed: int, task: Task = FULL) -> list[Example]:
+    """Every question about each of `passages` passages (the training batches)."""
+    rng = random.Random(seed)
+    return [example for _ in range(passages) for example in make_passage(rng, task)]
 
 
 def vocabulary() -> list[str]:
