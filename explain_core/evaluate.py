@@ -17,13 +17,16 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from explain_core.errors import InputError
 from explain_core.settings import DecodeSettings, default_model
 from explain_core.stats import auroc
+
+if TYPE_CHECKING:
+    from explain_core.model import QAModel
 
 BATCH = 8
 RANDOM_SEED = 0
@@ -122,7 +125,7 @@ def saliency_stats(tokens: list[Any]) -> dict[str, float]:
     return {"passage_entropy": entropy, "question_share": float(question / total) if total > 0 else 0.0}
 
 
-def _random_baseline(qa: Any, item: Question, settings: DecodeSettings, seed: int) -> tuple[str, dict[str, float]]:
+def _random_baseline(qa: QAModel, item: Question, settings: DecodeSettings, seed: int) -> tuple[str, dict[str, float]]:
     """Faithfulness of a random ranking of the passage tokens, on the span the engine explains.
 
     The span is found as the engine finds it (windows -> logits -> pipeline decoding), so the
@@ -143,10 +146,11 @@ def _random_baseline(qa: Any, item: Question, settings: DecodeSettings, seed: in
     return best.answer, {"comprehensiveness": faithful.comprehensiveness, "sufficiency": faithful.sufficiency}
 
 
-def evaluate(questions: list[Question], model_name: str, methods: list[str], settings: DecodeSettings,
-             progress: bool = True) -> tuple[list[Record], dict[str, float]]:
+def evaluate(questions: list[Question], model_name: str, methods: list[str],
+             settings: DecodeSettings) -> tuple[list[Record], dict[str, float]]:
     """Answer and explain every question with every method; returns per-question records and
-    the seconds each method (and the random baseline) took."""
+    the seconds each method (and the random baseline) took. Progress goes to stderr (a full
+    run takes an hour on two cores), so stdout stays one table or one JSON object."""
     from explain_core.engine import explain_batch
     from explain_core.model import load_model
 
@@ -171,11 +175,9 @@ def evaluate(questions: list[Question], model_name: str, methods: list[str], set
                 record.methods[method] = {"comprehensiveness": exp.faithfulness.comprehensiveness,
                                           "sufficiency": exp.faithfulness.sufficiency,
                                           **saliency_stats(exp.tokens)}
-            if progress:
-                print(f"\r{method}: {min(first + BATCH, len(questions))}/{len(questions)}", end="", file=sys.stderr)
+            print(f"\r{method}: {min(first + BATCH, len(questions))}/{len(questions)}", end="", file=sys.stderr)
         seconds[method] = time.perf_counter() - started
-        if progress:
-            print(f"  ({seconds[method]:.0f} s)", file=sys.stderr)
+        print(f"  ({seconds[method]:.0f} s)", file=sys.stderr)
     started = time.perf_counter()
     mismatches = 0
     for index, (item, record) in enumerate(zip(questions, records)):
@@ -222,12 +224,16 @@ def summarize(records: list[Record], methods: list[str]) -> dict[str, Any]:
 
 def table(summary: dict[str, Any]) -> str:
     """The summary as a Markdown table (what docs/evaluation.md shows)."""
+    first = next(iter(summary["faithfulness"].values()))
     lines = [
         f"questions: {summary['questions']} (with answer {summary['has_answer']['questions']}, "
         f"without {summary['no_answer']['questions']})",
         f"EM {summary['exact']:.1f}  F1 {summary['f1']:.1f}  (with answer: EM {summary['has_answer']['exact']:.1f} "
         f"F1 {summary['has_answer']['f1']:.1f}; without: EM {summary['no_answer']['exact']:.1f})",
         f"AUROC of P(start)*P(end) for 'answer is right': {summary['confidence_auroc']:.3f}",
+        f"explained: {first['explained_span']} span answers, {first['explained_null']} no-answers"
+        + (" (hiding passage words mostly raises a no-answer score: negative values there)"
+           if first["explained_null"] else ""),
         "",
         "| method | comprehensiveness | sufficiency | comp. (span answers) | suff. (span answers) "
         "| comp. (no-answer) | suff. (no-answer) |",
@@ -246,7 +252,8 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="qa-eval", description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="a SQuAD-format JSON file (v1.1 or v2.0)")
-    parser.add_argument("--model", default=None, help=f"hub name or local folder (default: $QA_MODEL or {default_model()})")
+    parser.add_argument("--model", default=None,
+                        help=f"hub name or local folder (default: $QA_MODEL or {default_model()})")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help=f"comma-separated saliency methods (default: all of {', '.join(METHODS)})")
     parser.add_argument("--limit", type=int, default=None, help="only the first N questions")

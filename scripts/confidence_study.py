@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from explain_core.evaluate import Record, correct
 from explain_core.stats import auroc
 
 SALIENCY = ("passage_entropy", "question_share", "comprehensiveness")
@@ -65,10 +66,11 @@ def compare(records: list[dict], train: np.ndarray, test: np.ndarray, method: st
             rng: np.random.Generator) -> dict[str, float]:
     """Held-out AUROC of the score, of the control model and of score + saliency statistics,
     and a paired bootstrap 95% interval of the saliency model's gain over the score."""
-    y = np.array([r["exact"] == 1.0 or r["f1"] > 0.5 for r in records], np.float64)
+    y = np.array([correct(Record(**r)) for r in records], np.float64)
     result = {"train": int(train.sum()), "test": int(test.sum()), "right_share_test": float(y[test].mean())}
     scores = {"score": features(records, method, ())[:, 0]}
-    for label, names in (("control", ("no_answer",)), ("saliency", SALIENCY), ("saliency+flag", SALIENCY + ("no_answer",))):
+    models = (("control", ("no_answer",)), ("saliency", SALIENCY), ("saliency+flag", SALIENCY + ("no_answer",)))
+    for label, names in models:
         x = features(records, method, names)
         scores[label] = predict(fit_logistic(x[train], y[train]), x)
     for label, s in scores.items():
@@ -108,13 +110,15 @@ def main(argv: list[str] | None = None) -> None:
     print(header + "\n" + "|---" * 7 + "|")
     for name, r in rows[: len(rows) - SPLIT_SEEDS + 1]:
         print(f"| {name} | {r['train']} / {r['test']} | {r['score']:.3f} | {r['control']:.3f} | {r['saliency']:.3f} "
-              f"| {r['saliency+flag']:.3f} | {r['saliency'] - r['score']:+.3f} [{r['gain_low']:+.3f}, {r['gain_high']:+.3f}] |")
+              f"| {r['saliency+flag']:.3f} | {r['saliency'] - r['score']:+.3f} "
+              f"[{r['gain_low']:+.3f}, {r['gain_high']:+.3f}] |")
     seeded = rows[len(rows) - SPLIT_SEEDS:]
     for label in ("score", "control", "saliency", "saliency+flag"):
         values = np.array([r[label] for _, r in seeded])
         print(f"{SPLIT_SEEDS} paragraph splits, {label}: mean AUROC {values.mean():.3f} (sd {values.std():.3f})")
     gains = np.array([r["saliency"] - r["score"] for _, r in seeded])
-    print(f"gain of saliency over the score: mean {gains.mean():+.3f}, positive in {int((gains > 0).sum())} of {SPLIT_SEEDS}")
+    print(f"gain of saliency over the score: mean {gains.mean():+.3f}, "
+          f"positive in {int((gains > 0).sum())} of {SPLIT_SEEDS}")
 
 
 if __name__ == "__main__":
