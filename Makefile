@@ -1,13 +1,14 @@
 # Two commands do all the set-up on a fresh machine (Python 3.11+ and redis-server needed):
 #   make demo   answers and explains a question about samples/lighthouse.txt, writes out/explanation.png
 #   make test   runs the whole test suite
+# (make lint runs ruff and mypy, as CI does before the tests)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 QUESTION ?= Who built the Bell Rock Lighthouse?
 PASSAGE ?= samples/lighthouse.txt
 
-.PHONY: demo test install
+.PHONY: demo test lint install
 
 install: $(VENV)/.installed
 
@@ -23,3 +24,7 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy

@@ -9,7 +9,7 @@ request to HTTP response (what Slack's 3-second budget measures), in three condi
 - Redis frozen: redis-server stopped with SIGSTOP, so every enqueue hangs: the ack must not
   care, since the ack part of a listener never touches Redis.
 
-Usage: python bench/bench_bot_ack.py [--commands 200]
+Usage: python -m bench.bench_bot_ack [--commands 200]
 """
 from __future__ import annotations
 
@@ -28,11 +28,9 @@ from urllib.parse import urlencode
 import requests
 from slack_sdk.signature import SignatureVerifier
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.redis_server import RedisServer, free_port  # noqa: E402 - after the path setup
-from tests.slack_fake import BOT_TOKEN, TEAM_ID, SlackFake  # noqa: E402
+from tests.support import ROOT  # noqa: E402
+from tests.support.redis_server import RedisServer, free_port  # noqa: E402
+from tests.support.slack_fake import BOT_TOKEN, TEAM_ID, SlackFake  # noqa: E402
 
 SECRET = "bench-signing-secret"
 PASSAGE = ("Ada Lovelace lived in London. In 1843 she published the first algorithm intended for a machine, "
@@ -53,7 +51,7 @@ def start_bot(fake: SlackFake, redis_url: str, port: int, log_path: Path) -> sub
             return proc
         except requests.ConnectionError:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"qa-bot did not start:\n{log_path.read_text()}")
+                raise SystemExit(f"qa-bot did not start:\n{log_path.read_text()}") from None
             time.sleep(0.2)
 
 

@@ -21,14 +21,13 @@ Models: by default (1) a randomly initialised DistilBERT-base-size model (6 laye
 `save_pretrained` into a temporary folder, and (2) ../shared/models/minilm-l6-squad2-tiny when
 present. `--model PATH` (repeatable) replaces that list.
 
-Usage: python bench/bench_engine.py [--repeats 10] [--model PATH ...]
+Usage: python -m bench.bench_engine [--repeats 10] [--model PATH ...]
 """
 from __future__ import annotations
 
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,17 +38,16 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # `tests.tiny_models` holds the offline vocabulary builder
 
 import tensorflow as tf  # noqa: E402
 from transformers import logging as hf_logging  # noqa: E402
 from transformers import pipeline  # noqa: E402
 
 from explain_core import explain, load_model  # noqa: E402
-from explain_core.model import QAModel  # noqa: E402
+from explain_core.engine.model import QAModel  # noqa: E402
+from explain_core.engine.windows import make_windows  # noqa: E402
 from explain_core.settings import DecodeSettings  # noqa: E402
-from explain_core.windows import make_windows  # noqa: E402
+from tests.support import ROOT  # noqa: E402
 
 SHARED_MODEL = ROOT.parent / "shared" / "models" / "minilm-l6-squad2-tiny"
 QUESTION = "Who built the Bell Rock Lighthouse, and when was its light first lit?"
@@ -66,7 +64,7 @@ def build_distilbert_base(out_dir: Path) -> Path:
     """
     from transformers import DistilBertConfig, DistilBertTokenizerFast, TFDistilBertForQuestionAnswering
 
-    from tests.tiny_models import wordpiece_vocab
+    from tests.support.tiny_models import wordpiece_vocab
 
     vocab = wordpiece_vocab(lowercase=False)
     vocab += [f"[unused{i}]" for i in range(BASE_VOCAB - len(vocab))]
@@ -154,7 +152,8 @@ def bench_model(path: str, repeats: int) -> tuple[dict[str, float], str, float]:
     config = qa.model.config
     layers = getattr(config, "num_hidden_layers", None) or config.n_layers
     hidden = getattr(config, "hidden_size", None) or config.dim
-    shape = f"{config.model_type}, {layers} layers, hidden {hidden}, vocab {config.vocab_size}, {windows.input_ids.shape[1]} tokens"
+    shape = (f"{config.model_type}, {layers} layers, hidden {hidden}, vocab {config.vocab_size}, "
+             f"{windows.input_ids.shape[1]} tokens")
     return medians, shape, same_quantity(qa, ids, mask, types)
 
 
@@ -164,10 +163,12 @@ def report(name: str, shape: str, medians: dict[str, float], repeats: int, diffe
     print("| function | median ms | ratio |")
     print("| --- | ---: | --- |")
     print(f"| ours: answer + vanilla | {ours:.1f} | |")
-    print(f"| pipeline: answer only | {medians['pipeline']:.1f} | (a) ours / pipeline = {ours / medians['pipeline']:.2f} |")
+    pipeline = medians["pipeline"]
+    print(f"| pipeline: answer only | {pipeline:.1f} | (a) ours / pipeline = {ours / pipeline:.2f} |")
     print(f"| forward-only graph | {medians['forward']:.1f} | (b) ours / forward = {ours / medians['forward']:.2f} |")
     print(f"| seed one-hot, eager | {medians['seed']:.1f} | (c) seed / ours = {medians['seed'] / ours:.2f} |")
-    print(f"| seed one-hot, tf.function | {medians['seed/tf']:.1f} | seed compiled / ours = {medians['seed/tf'] / ours:.2f} |")
+    compiled = medians["seed/tf"]
+    print(f"| seed one-hot, tf.function | {compiled:.1f} | seed compiled / ours = {compiled / ours:.2f} |")
     print(f"seed's token norms vs ours (same target): max difference {difference:.1e} of the largest norm")
 
 

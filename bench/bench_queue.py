@@ -1,7 +1,7 @@
 """What does the queue cost? The worker's computation alone versus the same jobs through Redis.
 
 With a DistilBERT-size model (random weights: 6 layers, dim 768, vocabulary 28,996, as
-distilbert-base-cased; the tokenizer comes from tests/tiny_models.py) it measures:
+distilbert-base-cased; the tokenizer comes from tests/support/tiny_models.py) it measures:
 
 - batching: jobs answered in one `explain_batch` pass per batch versus one by one, in
   process (`Answerer(batch=...)`), for the vanilla gradient and integrated gradients;
@@ -12,7 +12,7 @@ distilbert-base-cased; the tokenizer comes from tests/tiny_models.py) it measure
 - enqueue latency p50/p99 (a 0.5 KB passage inline, a 20 KB passage stored by reference);
 - the worker process's memory: RSS after the runs and its peak (VmHWM).
 
-Usage: python bench/bench_queue.py [--jobs 48] [--batch 8] [--repeats 3] [--model DIR]
+Usage: python -m bench.bench_queue [--jobs 48] [--batch 8] [--repeats 3] [--model DIR]
 """
 from __future__ import annotations
 
@@ -27,14 +27,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from explain_core.jobs import Job, JobOptions, JobResult  # noqa: E402 - after the path setup
-from explain_core.queue import Finished, JobQueue  # noqa: E402
+from explain_core.queue import Finished, Job, JobOptions, JobQueue, JobResult, ReplyTo  # noqa: E402
 from explain_core.worker import Answerer, Ready  # noqa: E402
-from tests.redis_server import RedisServer  # noqa: E402
+from tests.support import ROOT  # noqa: E402
+from tests.support.redis_server import RedisServer  # noqa: E402
 
 CORPUS = ROOT / "tests" / "data" / "corpus.txt"
 QUESTIONS = ("Who founded it?", "When did it happen?", "Where did she move?", "How much did it cost?",
@@ -49,7 +47,7 @@ def distilbert_size_model(out_dir: Path) -> Path:
     """
     from transformers import DistilBertConfig, TFDistilBertForQuestionAnswering
 
-    from tests.tiny_models import build_tiny_model
+    from tests.support.tiny_models import build_tiny_model
 
     build_tiny_model("distilbert", out_dir)  # for its tokenizer files; the weights are replaced
     model = TFDistilBertForQuestionAnswering(DistilBertConfig(vocab_size=28996))
@@ -65,7 +63,7 @@ def workload(count: int) -> list[tuple[str, str]]:
 
 
 def ready_jobs(items: list[tuple[str, str]], method: str) -> list[Ready]:
-    return [Ready(f"{i}-0", Job(key=f"k{i}", question=q, options=JobOptions(method=method), reply_to={},
+    return [Ready(f"{i}-0", Job(key=f"k{i}", question=q, options=JobOptions(method=method), reply_to=ReplyTo(),
                                 enqueued_at=time.time(), passage=p), p) for i, (q, p) in enumerate(items)]
 
 
@@ -82,7 +80,7 @@ def through_redis(queue: JobQueue, items: list[tuple[str, str]], run: int) -> fl
     """Seconds from the first enqueue to the last result read (as the bot reads them)."""
     started = time.perf_counter()
     for i, (question, passage) in enumerate(items):
-        queue.enqueue(f"run{run}-{i}", question, passage, JobOptions(), {})
+        queue.enqueue(f"run{run}-{i}", question, passage, JobOptions(), ReplyTo())
     seen = 0
     while seen < len(items):
         for entry in queue.read_results("bench", "reader", count=100, block_ms=1000):
@@ -164,7 +162,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-queue-") as tmp:
         model = args.model or Path(tmp) / "model"
         if not args.model:
-            subprocess.run([sys.executable, __file__, "--build-model", str(model)], check=True)
+            subprocess.run([sys.executable, "-m", "bench.bench_queue", "--build-model", str(model)], cwd=ROOT,
+                           check=True)
         items = workload(args.jobs)
         rows: list[tuple[str, str]] = [("jobs per run", f"{args.jobs} (batch {args.batch}, "
                                                         f"best of {args.repeats})")]
@@ -175,8 +174,8 @@ def main() -> None:
         for method, count in (("vanilla", args.jobs), ("integrated_gradients", max(2, args.batch // 2))):
             ready = ready_jobs(items[:count], method)
             in_process(batched, ready[:args.batch], args.batch)  # trace this method's graphs
-            one_pass, one_by_one = best_of(args.repeats, lambda: in_process(batched, ready, args.batch),
-                                           lambda: in_process(single, ready, args.batch))
+            one_pass, one_by_one = best_of(args.repeats, lambda jobs=ready: in_process(batched, jobs, args.batch),
+                                           lambda jobs=ready: in_process(single, jobs, args.batch))
             rows.append((f"batching gain, {method} ({count} jobs)",
                          f"{one_by_one / one_pass:.2f}x ({count / one_by_one:.2f} -> {count / one_pass:.2f} jobs/s)"))
 

@@ -5,7 +5,7 @@ Times `render_png` (layout, drawing, PNG encoding, each also alone) on an explan
 explanation comes from the real engine; without, it is built from the sample passage with
 made-up weights, which costs the renderer the same (it only reads words and offsets).
 
-Usage: python bench/bench_render.py [--model PATH] [--repeat 20]
+Usage: python -m bench.bench_render [--model PATH] [--repeat 20]   (from the repository root)
 """
 from __future__ import annotations
 
@@ -17,12 +17,13 @@ import re
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-from explain_core.render import paint, plan, render_png
-from explain_core.result import Attribution, Explanation
+from explain_core.explanation import Attribution, Explanation
+from explain_core.render import render_png
+from explain_core.render.layout import plan
+from explain_core.render.paint import paint
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 QUESTION = "Who built the Bell Rock Lighthouse?"
 TARGET_MS = 300.0
 

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from explain_core.jobs import JobError
-from explain_core.summary import AnswerSummary
+from explain_core.present.summary import AnswerSummary
+from explain_core.queue import JobError
 
 MODAL_CALLBACK_ID = "explain_modal"
 QUESTION_BLOCK = "question"

@@ -17,8 +17,6 @@ not tried again — that failure is logged. The result is acked last.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -30,19 +28,11 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot import blocks
 from bot.intake import Placeholders
 from bot.settings import BotSettings
-from explain_core.jobs import JobError, JobResult
-from explain_core.queue import JobQueue, ResultEntry
-from explain_core.summary import AnswerSummary
+from explain_core.queue import RESULTS_GROUP, JobError, JobQueue, JobResult, ResultEntry, consumer_name
 
 log = logging.getLogger(__name__)
 
-RESULTS_GROUP = "bot"
 MAX_ATTEMPTS = 5
-
-
-def consumer_name() -> str:
-    """Unique per process, so every bot process (or gunicorn worker) is its own consumer."""
-    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 class _Wait(Exception):
@@ -59,10 +49,10 @@ class _Pending:
 
 def reply_message(result: JobResult) -> blocks.Message:
     """Block Kit for a result: the answer(s), or why there is none."""
-    question = str(result.reply_to.get("question") or "")
-    asker = result.reply_to.get("asker")
+    question = result.reply_to.question or ""
+    asker = result.reply_to.asker
     if result.ok and result.answers:
-        return blocks.answer(question, asker, [AnswerSummary.from_dict(a) for a in result.answers])
+        return blocks.answer(question, asker, result.answers)
     return blocks.job_failed(question, asker, result.error or JobError("no_answer", "the worker sent no answer"))
 
 
@@ -78,14 +68,14 @@ class Delivery:
         self._queue = queue
         self._client = client
         self._settings = settings
-        self._placeholders = Placeholders(queue.redis, settings.namespace)
-        self.consumer = consumer or consumer_name()
+        self._placeholders = Placeholders(queue.redis, queue.keys)
+        self.consumer = consumer or consumer_name()  # each bot process (gunicorn worker) is its own consumer
         self._pending: dict[str, _Pending] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
-    def start(self) -> "Delivery":
+    def start(self) -> Delivery:
         self._thread = threading.Thread(target=self._loop, name=f"delivery-{self.consumer}", daemon=True)
         self._thread.start()
         return self
@@ -146,8 +136,7 @@ class Delivery:
 
     def deliver(self, result: JobResult, waited_s: float = 0.0) -> None:
         """Post one result's reply and pictures; safe to call again for the same result."""
-        reply_to = result.reply_to
-        channel = reply_to.get("channel")
+        channel = result.reply_to.channel
         if not channel:
             log.error("result %s has no channel to reply to; dropping it", result.key)
             return
@@ -166,7 +155,7 @@ class Delivery:
         else:
             self._client.chat_update(channel=channel, ts=slot, **message.kwargs())
             reply_ts = slot
-        thread_ts = reply_to.get("thread_ts") or reply_ts
+        thread_ts = result.reply_to.thread_ts or reply_ts
         for i, image in enumerate(result.images):
             if not self._queue.claim_once(f"uploaded:{result.key}:{i}"):
                 continue
@@ -178,7 +167,7 @@ class Delivery:
         """The reply as a new message (the placeholder never appeared), at most once."""
         if not self._queue.claim_once(f"posted:{result.key}"):
             return None  # an earlier attempt posted it and died before recording where
-        response = self._client.chat_postMessage(channel=channel, thread_ts=result.reply_to.get("thread_ts"),
+        response = self._client.chat_postMessage(channel=channel, thread_ts=result.reply_to.thread_ts,
                                                  **message.kwargs())
         self._placeholders.replace(result.key, response["ts"])
         return str(response["ts"])

@@ -1,82 +1,36 @@
-"""Passage text from Slack messages and their files (.txt, .md, .pdf).
+"""The passage a question is asked about: read from a message and its files, and kept in
+Redis between questions.
 
-Slack hands the bot message text in its own markup (`<@U123>`, `<https://x|label>`,
-`&amp;`), which would confuse the model, so it is turned back into what the reader saw.
-Files are untrusted input from anyone in the channel: the bot downloads them only from
-Slack's own file host (its token must never reach anyone else), refuses oversized files
-before downloading a byte, stops slow downloads at a deadline, and reads PDFs with pypdf
-under a page cap. Every failure becomes an `InputError` whose message tells the user what
-to do instead.
+A thread's document (its root message and files) is extracted once and cached for later
+questions in that thread, so a long PDF is not downloaded and parsed again for every
+mention. The message shortcut's message waits here too, until its form is submitted: the
+shortcut's payload carries the whole message, which the submission does not, and a message
+can be far longer than a view's private_metadata (3,000 characters).
 
-A thread's document is extracted once and cached in Redis for later questions in that
-thread, so a long PDF is not downloaded and parsed again for every mention.
+Redis errors become `Unavailable` here, so a listener tells the user without knowing Redis.
 """
 from __future__ import annotations
 
-import io
 import json
 import logging
-import re
-import time
-import urllib.error
-import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
 import redis
-from pypdf import PdfReader
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.settings import BotSettings
-from explain_core.errors import InputError
+from bot.files import SUPPORTED_HELP, FileReader, NamedText
+from bot.parsing import slack_to_plain
+from explain_core.errors import InputError, Unavailable
+from explain_core.queue import Keys
 
 log = logging.getLogger(__name__)
 
-TEXT_EXTENSIONS = (".txt", ".md", ".markdown")
-PDF_EXTENSIONS = (".pdf",)
-# Slack's own `filetype` names, for files without a telling extension (long pastes become
-# "text" snippets named "Untitled").
-TEXT_FILETYPES = ("text", "markdown")
-PDF_FILETYPES = ("pdf",)
-SUPPORTED_HELP = "plain text (.txt), Markdown (.md) or a PDF with selectable text (.pdf)"
-
-_CHUNK = 64 * 1024
-_SLACK_TOKEN = re.compile(r"<([^<>]*)>")
-
-
-def slack_to_plain(text: str) -> str:
-    """Slack message markup -> the text a reader sees (mentions as @name, links as their label).
-
-    Slack escapes only &, < and > and wraps mentions, channels and links in <...>.
-    """
-
-    def replace(match: re.Match[str]) -> str:
-        inner = match.group(1)
-        target, _, label = inner.partition("|")
-        if target.startswith("@"):  # user: <@U123> or <@U123|name>
-            return "@" + (label or target[1:])
-        if target.startswith("#"):  # channel: <#C123|general>
-            return "#" + (label or target[1:])
-        if target.startswith("!"):  # <!here>, <!channel>, <!subteam^S1|@team>, <!date^...|fallback>
-            command, _, argument = target[1:].partition("^")
-            if command in ("here", "channel", "everyone"):
-                return "@" + command
-            if command == "subteam":
-                return "@" + (label.lstrip("@") or argument)
-            return label or command
-        return label or target.removeprefix("mailto:")  # links
-
-    plain = _SLACK_TOKEN.sub(replace, text)
-    return plain.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-
-
-def without_mention(text: str, user_id: str | None) -> str:
-    """The message text with the bot's own mention(s) removed (in Slack markup)."""
-    if not user_id:
-        return text
-    return re.sub(rf"<@{re.escape(user_id)}(\|[^>]*)?>", " ", text).strip()
+# What a message's document needs from a stashed message; the rest (reactions, blocks) is left out.
+_KEPT = ("ts", "thread_ts", "text", "files", "user")
 
 
 @dataclass(frozen=True)
@@ -86,86 +40,38 @@ class Document:
     text: str
     sources: tuple[str, ...]
 
+    @classmethod
+    def joined(cls, parts: list[NamedText]) -> Document:
+        """One passage from several texts, a blank line between them, named by their sources."""
+        return cls("\n\n".join(part.text for part in parts), tuple(part.name for part in parts))
+
     def to_json(self) -> str:
         return json.dumps({"text": self.text, "sources": list(self.sources)}, ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, data: str | bytes) -> "Document":
+    def from_json(cls, data: str | bytes) -> Document:
         parsed = json.loads(data)
         return cls(text=str(parsed["text"]), sources=tuple(parsed["sources"]))
 
 
-def file_kind(file: dict[str, Any]) -> str | None:
-    """"text", "pdf" or None (unsupported), from the name's extension or Slack's filetype."""
-    name = str(file.get("name") or file.get("title") or "").lower()
-    filetype = str(file.get("filetype") or "").lower()
-    if name.endswith(PDF_EXTENSIONS) or filetype in PDF_FILETYPES:
-        return "pdf"
-    if name.endswith(TEXT_EXTENSIONS) or filetype in TEXT_FILETYPES:
-        return "text"
-    return None
-
-
-def _file_name(file: dict[str, Any]) -> str:
-    return str(file.get("name") or file.get("title") or file.get("id") or "the file")
-
-
-def pdf_text(data: bytes, name: str, max_pages: int) -> str:
-    """The text layer of a PDF; InputError for scans, encrypted or broken files, or too many pages."""
+@contextmanager
+def _redis_or_unavailable() -> Iterator[None]:
+    """A Redis error as `Unavailable`: the user hears the queue is down, as from the intake."""
     try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise InputError("pdf_encrypted", f"{name} is password-protected. Upload an unprotected copy.")
-        pages = len(reader.pages)
-        if pages > max_pages:
-            raise InputError("pdf_too_many_pages",
-                             f"{name} has {pages} pages; I read at most {max_pages}. "
-                             "Upload just the pages you are asking about.")
-        text = "\n".join(page.extract_text() or "" for page in reader.pages)
-    except InputError:
-        raise
-    except Exception:  # pypdf raises many types on malformed input; none of them is our bug
-        log.warning("could not parse PDF %s", name, exc_info=True)
-        raise InputError("pdf_unreadable", f"I could not read {name} as a PDF. Is the file damaged?") from None
-    if not text.strip():
-        raise InputError("pdf_no_text",
-                         f"{name} has no text layer (it looks like a scan or images). "
-                         "Run it through OCR first, or paste the text.")
-    return text
+        yield
+    except redis.RedisError:
+        raise Unavailable() from None
 
 
-def decode_text(data: bytes, name: str) -> str:
-    """Text file bytes -> str: UTF-8 (with or without BOM), else Latin-1; binary is refused."""
-    if b"\x00" in data:
-        raise InputError("unsupported_file", f"{name} is not a text file. I can read {SUPPORTED_HELP}.")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
+class Documents:
+    """Reads the documents of messages and threads, caches a thread's (`Keys.document`) and
+    keeps the shortcut's message until its form is submitted (`Keys.stash`)."""
 
-
-class _SlackOnlyRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects only within the allowed origins, so the token never leaves Slack."""
-
-    def __init__(self, origins: frozenset[tuple[str, str]]) -> None:
-        self.origins = origins
-
-    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
-                         headers: Any, newurl: str) -> urllib.request.Request | None:
-        target = urlparse(newurl)
-        if (target.scheme, target.netloc) not in self.origins:
-            raise InputError("download_failed", "Slack sent the file download somewhere I don't trust; "
-                                                "paste the text instead.")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-class DocumentReader:
-    """Reads the passage out of Slack messages and files, with the limits from `BotSettings`."""
-
-    def __init__(self, client: WebClient, settings: BotSettings) -> None:
+    def __init__(self, files: FileReader, client: WebClient, redis_client: redis.Redis, keys: Keys) -> None:
+        self._files = files
         self._client = client
-        self._settings = settings
-        self._opener = urllib.request.build_opener(_SlackOnlyRedirects(settings.file_origins))
+        self._redis = redis_client
+        self._keys = keys
 
     def read_message(self, message: dict[str, Any]) -> Document:
         """The message's text plus the text of its supported files.
@@ -173,133 +79,50 @@ class DocumentReader:
         Unsupported files (images, spreadsheets) are skipped when something else is readable,
         so a document with a screenshot still works; alone they are an error that says why.
         """
-        parts: list[str] = []
-        sources: list[str] = []
         text = slack_to_plain(message.get("text") or "").strip()
-        if text:
-            parts.append(text)
-            sources.append("message")
-        files_doc = self.read_files(message.get("files") or [], required=not text)
-        if files_doc is not None:
-            parts.append(files_doc.text)
-            sources.extend(files_doc.sources)
+        parts = [NamedText("message", text)] if text else []
+        parts += self._files.read_files(message.get("files") or [], required=not text)
         if not parts:
             raise InputError("no_passage", "That message has no text and no file I can read. "
                                            f"Post the document as text or as {SUPPORTED_HELP}.")
-        return Document("\n\n".join(parts), tuple(sources))
+        return Document.joined(parts)
 
-    def read_files(self, files: list[dict[str, Any]], *, required: bool = True) -> Document | None:
-        """The text of the supported files, in order; None when there are none (and not `required`)."""
-        supported = [f for f in files if file_kind(f) is not None]
-        if not supported:
-            if files and required:
-                names = ", ".join(_file_name(f) for f in files)
-                raise InputError("unsupported_file", f"I can't read {names}. I can read {SUPPORTED_HELP}.")
-            return None
-        texts = [self.read_file(f) for f in supported]
-        return Document("\n\n".join(texts), tuple(_file_name(f) for f in supported))
-
-    def read_file(self, file: dict[str, Any]) -> str:
-        """Text of one Slack file object; size is checked against the cap before downloading."""
-        name = _file_name(file)
-        kind = file_kind(file)
-        if kind is None:
-            raise InputError("unsupported_file", f"I can't read {name}. I can read {SUPPORTED_HELP}.")
-        if file.get("size") is None or not (file.get("url_private_download") or file.get("url_private")):
-            file = self._file_info(file, name)
-        size = int(file.get("size") or 0)
-        if size > self._settings.max_file_bytes:
-            raise InputError("file_too_large",
-                             f"{name} is {_megabytes(size)}; I read files up to "
-                             f"{_megabytes(self._settings.max_file_bytes)}. Upload a shorter version.")
-        data = self._download(str(file.get("url_private_download") or file.get("url_private")), name)
-        text = pdf_text(data, name, self._settings.max_pdf_pages) if kind == "pdf" else decode_text(data, name)
-        if not text.strip():
-            raise InputError("no_passage", f"{name} is empty.")
-        return text
-
-    def _file_info(self, file: dict[str, Any], name: str) -> dict[str, Any]:
-        """Full file object: events may carry only a stub (`file_access: check_file_info`)."""
-        try:
-            return dict(self._client.files_info(file=file["id"])["file"])
-        except (SlackApiError, KeyError) as exc:
-            error = exc.response.get("error") if isinstance(exc, SlackApiError) else "no file id"
-            raise InputError("file_unavailable",
-                             f"I can't open {name} (Slack said: {error}). Make sure I'm in this conversation.") from None
-
-    def _download(self, url: str, name: str) -> bytes:
-        """GET a private file with the bot token, capped in size and total time."""
-        target = urlparse(url)
-        if (target.scheme, target.netloc) not in self._settings.file_origins:
-            raise InputError("file_host_not_allowed",
-                             f"{name} is not stored in Slack, so I won't download it. Upload the file itself.")
-        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {self._settings.bot_token}"})
-        limit = self._settings.max_file_bytes
-        timeout = self._settings.download_timeout_s
-        deadline = time.monotonic() + timeout
-        too_slow = InputError("download_failed", f"Downloading {name} from Slack took too long. Try again in a minute.")
-        try:
-            with self._opener.open(request, timeout=timeout) as response:
-                if response.headers.get_content_type() == "text/html":
-                    # Slack answers a request it won't authorise with its sign-in page.
-                    raise InputError("download_failed", f"Slack would not let me download {name}. "
-                                                        "The app may be missing the files:read scope.")
-                chunks: list[bytes] = []
-                received = 0
-                while chunk := response.read(_CHUNK):
-                    received += len(chunk)
-                    if received > limit:
-                        raise InputError("file_too_large", f"{name} is larger than {_megabytes(limit)}, "
-                                                           "the most I read. Upload a shorter version.")
-                    if time.monotonic() > deadline:
-                        raise too_slow
-                    chunks.append(chunk)
-                return b"".join(chunks)
-        except InputError:
-            raise
-        except (urllib.error.URLError, OSError) as exc:
-            # A timeout surfaces bare while reading, wrapped in URLError while connecting.
-            if isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError):
-                raise too_slow from None
-            log.warning("download of %s failed: %s", name, exc)
-            raise InputError("download_failed", f"I couldn't download {name} from Slack. Try again in a minute.") from None
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / (1024 * 1024):.1f} MB"
-
-
-class ThreadDocuments:
-    """The document of a thread (its root message and files), cached in Redis with a TTL."""
-
-    def __init__(self, reader: DocumentReader, client: WebClient, redis_client: redis.Redis,
-                 namespace: str, ttl_s: int) -> None:
-        self._reader = reader
-        self._client = client
-        self._redis = redis_client
-        self._namespace = namespace
-        self._ttl_s = ttl_s
-
-    def key(self, team: str, channel: str, root_ts: str) -> str:
-        return f"{self._namespace}:doc:{team}:{channel}:{root_ts}"
-
-    def cached(self, team: str, channel: str, root_ts: str) -> Document | None:
-        data = self._redis.get(self.key(team, channel, root_ts))
-        return Document.from_json(data) if data is not None else None
-
-    def remember(self, team: str, channel: str, root_ts: str, document: Document) -> None:
-        """Cache `document` as the thread's, so follow-up questions in the thread reuse it."""
-        self._redis.set(self.key(team, channel, root_ts), document.to_json(), ex=self._ttl_s)
+    def read_files(self, files: list[dict[str, Any]]) -> Document:
+        """The supported files as one passage (the message's text is the question)."""
+        return Document.joined(self._files.read_files(files))
 
     def for_thread(self, team: str, channel: str, root_ts: str,
                    root: dict[str, Any] | None = None) -> Document:
         """The thread's document: from the cache, else from `root` (or the fetched root message)."""
-        document = self.cached(team, channel, root_ts)
-        if document is not None:
-            return document
-        document = self._reader.read_message(root if root is not None else self._fetch_root(channel, root_ts))
+        with _redis_or_unavailable():
+            data = self._redis.get(self._keys.document(team, channel, root_ts))
+        if data is not None:
+            return Document.from_json(data)
+        document = self.read_message(root if root is not None else self._fetch_root(channel, root_ts))
         self.remember(team, channel, root_ts, document)
         return document
+
+    def remember(self, team: str, channel: str, root_ts: str, document: Document) -> None:
+        """Cache `document` as the thread's, so follow-up questions in the thread reuse it."""
+        with _redis_or_unavailable():
+            self._redis.set(self._keys.document(team, channel, root_ts), document.to_json(),
+                            ex=self._keys.document_ttl_s)
+
+    def stash(self, team: str, channel: str, message: dict[str, Any]) -> None:
+        """Keep the message the shortcut's form asks about until the form is submitted."""
+        kept = {k: v for k, v in message.items() if k in _KEPT}
+        try:
+            self._redis.set(self._keys.stash(team, channel, message["ts"]), json.dumps(kept), ex=Keys.STASH_TTL_S)
+        except redis.RedisError:
+            # The submission will find no stash, fetch the message, and report Redis if it is still down.
+            log.warning("could not stash the shortcut's message: Redis unavailable")
+
+    def stashed(self, team: str, channel: str, ts: str) -> Document:
+        """The document of the message `stash` kept, read as the root of its thread; once the
+        stash has expired, the message is fetched from Slack."""
+        with _redis_or_unavailable():
+            data = self._redis.get(self._keys.stash(team, channel, ts))
+        return self.for_thread(team, channel, ts, json.loads(data) if data is not None else None)
 
     def _fetch_root(self, channel: str, root_ts: str) -> dict[str, Any]:
         try:

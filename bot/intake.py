@@ -1,10 +1,11 @@
-"""From a Slack request to a queued job: parse, validate, enqueue, post the placeholder.
+"""From a question to a queued job: validate, enqueue, post the placeholder.
 
 Every entry point (slash command, modal, mention, DM, message shortcut) ends here, so the
 rules are the same everywhere: a question and a passage are required, the passage is
 capped at the worker's own limit (`explain_core.settings.max_passage_chars`), a Slack
-retry never queues a second job, and bad input becomes an `InputError` whose message the
-listener shows to the user as an ephemeral message.
+retry never queues a second job, and a question that is not taken becomes a `Refusal`
+(bad input, a full queue, Redis down) whose message the listener shows to the user as an
+ephemeral message.
 
 The placeholder is posted after the job is queued (the queue tells how many are ahead),
 so a fast worker can finish before the placeholder exists. `Placeholders` is the small
@@ -16,54 +17,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 import redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
-from bot.documents import Document, ThreadDocuments
-from explain_core.errors import InputError
-from explain_core.jobs import JobOptions
-from explain_core.queue import JobQueue
+from bot.documents import Document, Documents
+from explain_core.errors import InputError, Unavailable
+from explain_core.queue import JobOptions, JobQueue, Keys, ReplyTo
 from explain_core.validation import validate
 
 log = logging.getLogger(__name__)
-
-HELP_WORDS = frozenset({"help", "-h", "--help", "?"})
-USAGE = "Usage: `/explain question | passage`, or `/explain` alone for a form. `/explain help` tells more."
-
-
-def redis_down() -> InputError:
-    return InputError("redis_unavailable",
-                      "I can't reach my job queue right now, so I couldn't take your question. "
-                      "Try again in a minute; if it keeps happening, tell whoever runs this bot.")
-
-
-def parse_options(text: str) -> tuple[JobOptions, str]:
-    """Leading `--flags` -> JobOptions, and the rest of the text. Only `--compare` exists."""
-    compare = False
-    rest = text.strip()
-    while rest.startswith("--"):
-        flag, _, rest = rest.partition(" ")
-        rest = rest.strip()
-        if flag == "--compare":
-            compare = True
-        elif flag == "--help":
-            return JobOptions(compare=compare), "help"
-        else:
-            raise InputError("unknown_option", f"I don't know the option {flag}. "
-                                               "The only option is --compare, e.g. `/explain --compare question | passage`.")
-    return JobOptions(compare=compare), rest
-
-
-def split_question(text: str) -> tuple[str, str | None]:
-    """`question | passage` -> (question, passage); no `|` -> (text, None)."""
-    if "|" not in text:
-        return text.strip(), None
-    question, _, passage = text.partition("|")
-    return question.strip(), passage.strip()
 
 
 @dataclass(frozen=True)
@@ -96,70 +61,59 @@ class Placeholders:
     GAVE_UP = "gave-up"  # the consumer stopped waiting and replies with a new message
     CANCELLED = "cancelled"  # no placeholder could be posted; drop the result
 
-    def __init__(self, client: redis.Redis, namespace: str, ttl_s: int = 86_400) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._redis = client
-        self._namespace = namespace
-        self._ttl_s = ttl_s
-
-    def _key(self, key: str) -> str:
-        return f"{self._namespace}:placeholder:{key}"
+        self._keys = keys
 
     def get(self, key: str) -> str | None:
-        return self._redis.get(self._key(key))
+        return self._redis.get(self._keys.placeholder(key))
 
     def offer(self, key: str, value: str) -> str:
         """Set the slot if empty; return what it holds now (ours, or the other side's)."""
-        if self._redis.set(self._key(key), value, nx=True, ex=self._ttl_s):
+        if self._redis.set(self._keys.placeholder(key), value, nx=True, ex=Keys.PLACEHOLDER_TTL_S):
             return value
-        current = self._redis.get(self._key(key))
+        current = self._redis.get(self._keys.placeholder(key))
         return value if current is None else current
 
     def replace(self, key: str, ts: str) -> None:
         """Point the slot at the consumer's own reply, so a redelivery updates it in place."""
-        self._redis.set(self._key(key), ts, ex=self._ttl_s)
+        self._redis.set(self._keys.placeholder(key), ts, ex=Keys.PLACEHOLDER_TTL_S)
 
 
 class Intake:
     """Queues validated questions and posts their placeholders."""
 
-    def __init__(self, queue: JobQueue, client: WebClient, threads: ThreadDocuments,
+    def __init__(self, queue: JobQueue, client: WebClient, documents: Documents,
                  placeholders: Placeholders) -> None:
         self._queue = queue
         self._client = client
-        self._threads = threads
+        self._documents = documents
         self._placeholders = placeholders
 
     def first_delivery(self, key: str) -> bool:
-        """False if this Slack event was already handled (a retry): it must do nothing, not
-        even repeat an error message. If Redis is down the event is handled, and the
-        enqueue will say so."""
+        """False if the Slack event whose job key is `key` was already handled (a retry): it
+        must do nothing, not even repeat an error message. If Redis is down the event is
+        handled, and the enqueue will say so."""
         try:
-            return self._queue.claim_once(f"event:{key}", ttl_s=3600)
+            return self._queue.claim_once(key, ttl_s=Keys.EVENT_TTL_S)
         except redis.RedisError:
             return True
 
-    def thread_document(self, team: str, channel: str, root_ts: str,
-                        root: dict[str, Any] | None = None) -> Document:
-        try:
-            return self._threads.for_thread(team, channel, root_ts, root)
-        except redis.RedisError:
-            raise redis_down() from None
-
     def submit(self, ask: Ask) -> None:
-        """Validate, enqueue, post the placeholder. Raises InputError for the user."""
+        """Validate, enqueue, post the placeholder. Raises a Refusal for the user."""
         validate(ask.question, ask.passage)
-        reply_to = {"team": ask.team, "channel": ask.channel, "thread_ts": ask.thread_ts, "user": ask.user,
-                    "question": blocks.shorten(ask.question, blocks.QUESTION_SHOWN_MAX),
-                    "asker": ask.user if ask.show_asker else None}
+        reply_to = ReplyTo(team=ask.team, channel=ask.channel, thread_ts=ask.thread_ts, user=ask.user,
+                           question=blocks.shorten(ask.question, blocks.QUESTION_SHOWN_MAX),
+                           asker=ask.user if ask.show_asker else None)
         try:
             queued = self._queue.enqueue(ask.key, ask.question, ask.passage, ask.options, reply_to)
         except redis.RedisError as exc:
             log.warning("enqueue failed: Redis unavailable (%s)", exc)
-            raise redis_down() from None
+            raise Unavailable() from None
         if queued.duplicate:
             log.info("job %s is a duplicate (a retried request); nothing to do", ask.key)
             return
-        message = blocks.placeholder(ask.question, reply_to["asker"], queued.ahead)
+        message = blocks.placeholder(ask.question, reply_to.asker, queued.ahead)
         try:
             ts = self._client.chat_postMessage(channel=ask.channel, thread_ts=ask.thread_ts, **message.kwargs())["ts"]
         except SlackApiError as exc:
@@ -172,9 +126,9 @@ class Intake:
             self._client.chat_delete(channel=ask.channel, ts=ts)
         if ask.remember:
             try:
-                self._threads.remember(ask.team, ask.channel, ask.thread_ts or ts, Document(ask.passage, ask.sources))
-            except redis.RedisError as exc:  # the job is queued; only follow-up questions lose the cache
-                log.warning("could not cache the passage for the thread: %s", exc)
+                self._documents.remember(ask.team, ask.channel, ask.thread_ts or ts, Document(ask.passage, ask.sources))
+            except Unavailable:  # the job is queued; only follow-up questions lose the cache
+                log.warning("could not cache the passage for the thread: Redis unavailable")
 
     def tell(self, channel: str, user: str, thread_ts: str | None, message: blocks.Message) -> None:
         """An ephemeral message only `user` sees; failures are logged (there is no one else to tell)."""

@@ -1,7 +1,9 @@
 """The long-lived objects the listeners share, handed to them through Bolt's context.
 
 Listeners keep the starter template's `register(app)` shape, so they cannot close over
-these; a global middleware puts one `Services` in every request's context instead.
+these; a global middleware puts one `Services` in every request's context instead. It
+holds only what listeners use: the queue, Redis and the result consumer stay with whoever
+started the process (`bot.app.start`), so no listener reaches Redis or a key name.
 """
 from __future__ import annotations
 
@@ -16,10 +18,11 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
-from bot.documents import DocumentReader, ThreadDocuments
+from bot.documents import Documents
+from bot.files import FileReader
 from bot.intake import Intake, Placeholders
 from bot.settings import BotSettings
-from explain_core.queue import JobQueue
+from explain_core.queue import JobQueue, Keys
 
 CONTEXT_KEY = "qa_services"
 
@@ -39,33 +42,28 @@ def web_client(settings: BotSettings) -> WebClient:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Services:
-    settings: BotSettings
+    """`client` for what listeners ask Slack directly (opening forms), `intake` to queue a
+    question and tell the user, `documents` for the passages of threads, files and the
+    message shortcut."""
+
     client: WebClient
-    queue: JobQueue
-    reader: DocumentReader
-    threads: ThreadDocuments
-    placeholders: Placeholders
     intake: Intake
+    documents: Documents
 
     @classmethod
-    def create(cls, settings: BotSettings, client: WebClient | None = None) -> "Services":
-        client = client or web_client(settings)
-        queue = JobQueue.from_url(settings.redis_url, namespace=settings.namespace)
-        reader = DocumentReader(client, settings)
-        threads = ThreadDocuments(reader, client, queue.redis, settings.namespace, settings.doc_cache_ttl_s)
-        placeholders = Placeholders(queue.redis, settings.namespace)
-        return cls(settings, client, queue, reader, threads, placeholders,
-                   Intake(queue, client, threads, placeholders))
+    def create(cls, settings: BotSettings, queue: JobQueue) -> Services:
+        client = web_client(settings)
+        keys = Keys(queue.namespace, document_ttl_s=settings.doc_cache_ttl_s)
+        documents = Documents(FileReader(client, settings), client, queue.redis, keys)
+        intake = Intake(queue, client, documents, Placeholders(queue.redis, keys))
+        return cls(client, intake, documents)
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "Services":
+    def __deepcopy__(self, memo: dict[int, Any]) -> Services:
         # Bolt deep-copies the context for lazy listeners; these objects are thread-safe
         # and process-wide (connection pools), so the copy must share them.
         return self
-
-    def close(self) -> None:
-        self.queue.redis.close()
 
 
 def services(context: BoltContext) -> Services:

@@ -1,35 +1,31 @@
 """Answer questions about a passage with a BERT-family QA model, and explain the answer.
 
-The TensorFlow parts are imported on first use, so that `explain_core.queue`,
-`explain_core.jobs` and `explain_core.summary` stay importable by the bot without them.
+The package is grouped by runtime, so that its folders say which process may import what:
+`engine/` (TensorFlow), `render/` (PIL), `present/` and `queue/` (neither: the bot imports
+them), `worker/` (the qa-worker process) and `evaluation/` (offline studies). The engine is
+imported on first use of `explain`, `explain_batch` or `load_model`, so importing this
+package stays light.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from explain_core.errors import InputError
-from explain_core.result import Attribution, Explanation, Faithfulness, Span
+from explain_core.explanation import Attribution, Explanation, Faithfulness, Span
 
 if TYPE_CHECKING:
-    from explain_core.engine import explain, explain_batch
-    from explain_core.model import QAModel, load_model
-    from explain_core.saliency import METHODS
+    from explain_core.engine import METHODS, QAModel, explain, explain_batch, load_model
 
-_LAZY = {
-    "explain": "explain_core.engine",
-    "explain_batch": "explain_core.engine",
-    "load_model": "explain_core.model",
-    "QAModel": "explain_core.model",
-    "METHODS": "explain_core.saliency",
-}
+_ENGINE = frozenset({"explain", "explain_batch", "load_model", "QAModel", "METHODS"})
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+    if name in _ENGINE:
+        from explain_core import engine
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        return getattr(engine, name)
     raise AttributeError(f"module 'explain_core' has no attribute {name!r}")
 
 
-__all__ = ["Attribution", "Explanation", "Faithfulness", "InputError", "Span", *_LAZY]
+__all__ = ["METHODS", "Attribution", "Explanation", "Faithfulness", "InputError", "QAModel", "Span", "explain",
+           "explain_batch", "load_model"]

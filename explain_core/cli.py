@@ -15,25 +15,28 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from explain_core.errors import InputError
-from explain_core.result import Explanation
-from explain_core.summary import summarize
-from explain_core.settings import DEFAULT_METHOD, DecodeSettings, compare_models, default_model
+from explain_core import defaults
+from explain_core.errors import ConfigError, InputError
+from explain_core.explanation import Explanation
+from explain_core.present.summary import summarize
+from explain_core.settings import DecodeSettings, compare_models, default_model
 
 TOP_WORDS = 8
 
 
 def _parser() -> argparse.ArgumentParser:
-    from explain_core.saliency import METHODS
+    from explain_core.engine.saliency import METHODS
 
     parser = argparse.ArgumentParser(prog="qa-explain", description=__doc__.splitlines()[0])
     parser.add_argument("--question", "-q", help="the question to answer")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--passage", "-p", help="the passage text (default: read it from stdin)")
     source.add_argument("--passage-file", type=Path, help="a UTF-8 text file holding the passage")
-    source.add_argument("--jsonl", metavar="FILE", help='batch: one {"id"?, "question", "passage"} per line ("-" = stdin)')
-    parser.add_argument("--model", default=None, help=f"hub name or local folder (default: $QA_MODEL or {default_model()})")
-    parser.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS, help="saliency method")
+    source.add_argument("--jsonl", metavar="FILE",
+                        help='batch: one {"id"?, "question", "passage"} per line ("-" = stdin)')
+    parser.add_argument("--model", default=None,
+                        help=f"hub name or local folder (default: $QA_MODEL or {default_model()})")
+    parser.add_argument("--method", default=defaults.METHOD, choices=METHODS, help="saliency method")
     parser.add_argument("--png", type=Path, help="write the saliency picture to this PNG file")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.add_argument("--faithfulness", action="store_true",
@@ -73,7 +76,8 @@ def _jsonl_items(handle: TextIO) -> Iterator[tuple[Any, str, str]]:
             item = json.loads(line)
             yield item.get("id"), item["question"], item["passage"]
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
-            raise InputError("bad_jsonl", f"line {number}: expected a JSON object with 'question' and 'passage'") from None
+            raise InputError("bad_jsonl",
+                             f"line {number}: expected a JSON object with 'question' and 'passage'") from None
 
 
 def _human(exp: Explanation) -> str:
@@ -105,16 +109,15 @@ def run(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Text
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
     args = _parser().parse_args(argv)
     settings = DecodeSettings(handle_impossible_answer=not args.no_null)
-    from explain_core.engine import explain, explain_batch
-    from explain_core.model import load_model
+    from explain_core.engine import explain, explain_batch, load_model
 
     if args.jsonl is not None:
         handle = stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8")
         with handle:
             items = list(_jsonl_items(handle))
         qa = load_model(args.model or default_model())
-        results = explain_batch([(q, p) for _, q, p in items], model=qa, method=args.method, settings=settings)
-        for (item_id, _, _), result in zip(items, results):
+        outcomes = explain_batch([(q, p) for _, q, p in items], model=qa, method=args.method, settings=settings)
+        for (item_id, _, _), result in zip(items, outcomes):
             record: dict[str, Any] = {"id": item_id} if item_id is not None else {}
             if isinstance(result, InputError):
                 record["error"] = {"code": result.code, "message": result.message}
@@ -146,8 +149,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         code = run(argv)
-    except InputError as exc:
-        print(f"qa-explain: error: {exc.message}", file=sys.stderr)
+    except (InputError, ConfigError) as exc:
+        print(f"qa-explain: error: {exc}", file=sys.stderr)
         code = 2
     except OSError as exc:  # e.g. the --jsonl file cannot be opened
         print(f"qa-explain: error: {exc}", file=sys.stderr)

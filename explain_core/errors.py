@@ -1,19 +1,60 @@
-"""Errors a user can cause, kept apart from bugs so every front end can show them plainly.
+"""Every error the project raises on purpose, in one hierarchy, kept apart from bugs.
 
-The CLI prints `InputError` as one line and exits 2; the worker turns it into a result
-the bot shows as an ephemeral message. Anything else is a bug and is logged with its trace.
+    Exception
+    ├── Refusal            a question that is not taken or cannot be answered now; `code` is a
+    │   │                  stable name for programs, `message` is shown to the person as is
+    │   ├── InputError     the input is wrong: fix it and ask again (empty, too long, unknown model)
+    │   ├── Busy           the job queue is at its cap: ask again in a few minutes
+    │   └── Unavailable    the job queue (Redis) cannot be reached: ask again later
+    ├── SchemaError        a queue message that is not JSON, lacks a field or has an unknown version
+    └── ConfigError        a setting (environment variable) is missing or malformed
+
+Why refusals share a base: every front end does the same with them (the CLI prints the
+message and exits 2, the worker turns it into an error result, the bot an ephemeral message),
+while anything else is a bug, logged with its trace and never shown to a user.
 """
 from __future__ import annotations
 
 
-class InputError(ValueError):
-    """Bad input from the user: the message is meant to be shown to them as is.
+class Refusal(Exception):
+    """A question the service will not take or cannot answer now, said plainly.
 
-    `code` is a stable machine-readable name ("empty_question", "passage_too_long", ...)
-    so the bot can choose its wording without parsing English.
+    `code` ("empty_question", "queue_full", ...) lets a front end choose its wording without
+    parsing English; `message` is written for the person who asked.
     """
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class InputError(Refusal, ValueError):
+    """Bad input from the user (or the caller of the Python API): the message says what to fix."""
+
+
+class Busy(Refusal):
+    """The backlog is at its cap; `ahead` questions are waiting. Refused rather than queued,
+    because a capped stream would otherwise drop the oldest questions silently."""
+
+    def __init__(self, ahead: int) -> None:
+        super().__init__("queue_full", f"the service is busy ({ahead:,} questions waiting); "
+                                       "try again in a few minutes")
+        self.ahead = ahead
+
+
+class Unavailable(Refusal):
+    """The job queue cannot be reached, so a question could not be taken (nothing was queued)."""
+
+    def __init__(self) -> None:
+        super().__init__("redis_unavailable",
+                         "I can't reach my job queue right now, so I couldn't take your question. "
+                         "Try again in a minute; if it keeps happening, tell whoever runs this bot.")
+
+
+class SchemaError(ValueError):
+    """A message that is not valid JSON, lacks a field, or has a version this code cannot read."""
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable and how to fix it."""

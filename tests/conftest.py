@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.redis_server import RedisServer
+from tests.support.redis_server import RedisServer
 
 # Nothing in the tests may reach the HuggingFace hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -46,7 +46,7 @@ def namespace() -> str:
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random BERT QA checkpoint folder (uncased WordPiece), built once per session."""
     # Imported here so that test modules which never ask for a model (the bot's) never load TensorFlow.
-    from tests.tiny_models import build_tiny_model
+    from tests.support.tiny_models import build_tiny_model
 
     return build_tiny_model("bert", tmp_path_factory.mktemp("tiny-bert"))
 
@@ -54,7 +54,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dirs(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One tiny QA checkpoint folder per tokenizer family: "bert", "distilbert", "roberta"."""
-    from tests.tiny_models import build_tiny_model
+    from tests.support.tiny_models import build_tiny_model
 
     dirs = {"bert": tiny_model_dir}
     for kind in ("distilbert", "roberta"):

@@ -5,7 +5,7 @@ import logging
 from collections.abc import Callable
 
 from bot import blocks
-from explain_core.errors import InputError
+from explain_core.errors import Refusal
 
 log = logging.getLogger(__name__)
 
@@ -18,11 +18,12 @@ def acknowledge(ack: Callable[..., None]) -> None:
     ack()
 
 
-def guarded(work: Callable[[], None], tell: Callable[[blocks.Message], None]) -> None:
-    """`work()`, turning InputError into its message and anything else into an apology (logged)."""
+def guarded(work: Callable[[], None], tell: Callable[[blocks.Message], object]) -> None:
+    """`work()`, turning a Refusal (bad input, a full queue, Redis down) into its message and
+    anything else into an apology (logged)."""
     try:
         work()
-    except InputError as exc:
+    except Refusal as exc:
         tell(blocks.error(exc.message))
     except Exception:
         log.exception("a listener failed")

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from bot import blocks
-from bot.documents import slack_to_plain
-from bot.intake import HELP_WORDS, Ask, parse_options, split_question
+from bot.intake import Ask
 from bot.listeners.guard import guarded
+from bot.parsing import HELP_WORDS, parse_options, slack_to_plain, split_question
 from bot.services import Services
 
 HOW_TO = {
@@ -23,48 +23,48 @@ HOW_TO = {
 }
 
 
-def answer_message(qa: Services, event: dict[str, Any], team: str, text: str,
+def answer_message(svc: Services, event: dict[str, Any], team: str, text: str,
                    where: Literal["mention", "dm"]) -> None:
     """Handle one message event whose `text` (Slack markup, bot mention removed) is the question."""
     channel, user, ts = event["channel"], event["user"], event["ts"]
     thread_ts = event.get("thread_ts")
     files = event.get("files") or []
-    in_thread = thread_ts is not None and thread_ts != ts
     reply_in = thread_ts or ts
+    key = f"event:{team}:{channel}:{ts}"
 
     def tell(message: blocks.Message) -> None:
-        qa.intake.tell(channel, user, reply_in, message)
+        svc.intake.tell(channel, user, reply_in, message)
 
     def work() -> None:
-        if not qa.intake.first_delivery(f"{team}:{channel}:{ts}"):
+        if not svc.intake.first_delivery(key):
             return  # Slack retried an event we already took
         options, rest = parse_options(slack_to_plain(text))
         if rest.lower() in HELP_WORDS or (not rest and not files):
             tell(blocks.help_message())
             return
-        key = f"event:{team}:{channel}:{ts}"
-        if in_thread:
+        if thread_ts is not None and thread_ts != ts:  # in a thread: about the thread's document
             if not rest:
-                tell(blocks.error("Write your question in the message, and I'll answer it about this thread's document."))
+                tell(blocks.error("Write your question in the message, "
+                                  "and I'll answer it about this thread's document."))
                 return
-            document = qa.intake.thread_document(team, channel, thread_ts)
-            qa.intake.submit(Ask(key=key, team=team, channel=channel, user=user, question=rest,
-                                 passage=document.text, thread_ts=thread_ts, options=options,
-                                 sources=document.sources))
+            document = svc.documents.for_thread(team, channel, thread_ts)
+            svc.intake.submit(Ask(key=key, team=team, channel=channel, user=user, question=rest,
+                                  passage=document.text, thread_ts=thread_ts, options=options,
+                                  sources=document.sources))
             return
         question, passage = split_question(rest)
         if passage is not None:
-            qa.intake.submit(Ask(key=key, team=team, channel=channel, user=user, question=question,
-                                 passage=passage, thread_ts=ts, options=options, remember=True))
+            svc.intake.submit(Ask(key=key, team=team, channel=channel, user=user, question=question,
+                                  passage=passage, thread_ts=ts, options=options, remember=True))
         elif files and not question:
-            document = qa.intake.thread_document(team, channel, ts, event)
+            document = svc.documents.for_thread(team, channel, ts, event)
             tell(blocks.notice(f"I've read {', '.join(document.sources)}. Ask your question in this "
                                    "message's thread" + (" (mention me)." if where == "mention" else ".")))
         elif files:
-            document = qa.reader.read_files(files)
-            qa.intake.submit(Ask(key=key, team=team, channel=channel, user=user, question=question,
-                                 passage=document.text, thread_ts=ts, options=options, remember=True,
-                                 sources=document.sources))
+            document = svc.documents.read_files(files)
+            svc.intake.submit(Ask(key=key, team=team, channel=channel, user=user, question=question,
+                                  passage=document.text, thread_ts=ts, options=options, remember=True,
+                                  sources=document.sources))
         else:
             tell(blocks.error(HOW_TO[where]))
 

@@ -14,9 +14,8 @@ from slack_bolt import Ack, BoltContext
 from bot import blocks
 from bot.intake import Ask
 from bot.listeners.guard import guarded
-from bot.listeners.shortcuts.ask_about_message import stashed_message
 from bot.services import services
-from explain_core.jobs import JobOptions
+from explain_core.queue import JobOptions
 from explain_core.validation import problems, question_problem
 
 
@@ -48,7 +47,7 @@ def run_submission(view: dict[str, Any], body: dict[str, Any], context: BoltCont
     question = _value(view, blocks.QUESTION_BLOCK).strip()
     if not question:
         return  # rejected in the ack
-    qa = services(context)
+    svc = services(context)
     user = body["user"]["id"]
     team = metadata["team"]
     channel = metadata["channel"]
@@ -59,15 +58,14 @@ def run_submission(view: dict[str, Any], body: dict[str, Any], context: BoltCont
             passage = _value(view, blocks.PASSAGE_BLOCK)
             if problems(question, passage):
                 return  # rejected in the ack
-            qa.intake.submit(Ask(key=key, team=team, channel=channel, user=user, question=question,
-                                 passage=passage, thread_ts=None,
-                                 options=JobOptions(compare=bool(metadata.get("compare"))),
-                                 show_asker=True, remember=True))
+            svc.intake.submit(Ask(key=key, team=team, channel=channel, user=user, question=question,
+                                  passage=passage, thread_ts=None,
+                                  options=JobOptions(compare=bool(metadata.get("compare"))),
+                                  show_asker=True, remember=True))
             return
-        message = stashed_message(qa, team, channel, metadata["message_ts"])
-        document = qa.intake.thread_document(team, channel, metadata["message_ts"], message)
-        qa.intake.submit(Ask(key=key, team=team, channel=channel, user=user, question=question,
-                             passage=document.text, thread_ts=metadata["thread_ts"], show_asker=True,
-                             sources=document.sources))
+        document = svc.documents.stashed(team, channel, metadata["message_ts"])
+        svc.intake.submit(Ask(key=key, team=team, channel=channel, user=user, question=question,
+                              passage=document.text, thread_ts=metadata["thread_ts"], show_asker=True,
+                              sources=document.sources))
 
-    guarded(work, lambda message: qa.intake.tell(channel, user, metadata.get("thread_ts"), message))
+    guarded(work, lambda message: svc.intake.tell(channel, user, metadata.get("thread_ts"), message))

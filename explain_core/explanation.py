@@ -1,0 +1,98 @@
+"""The typed explanation of one answer (what the engine returns), and its JSON form.
+
+Kept free of TensorFlow so that the renderer, the summary and the CLI can all read it.
+The JSON shape is the contract in DESIGN.md (`qa-explain --json`); other tools parse it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from explain_core.codec import from_object, to_object
+
+Segment = Literal["question", "passage"]
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Weight of one token or word; offsets point into the question or the passage (see `segment`).
+
+    `weight` is normalised: in [0, 1] for unsigned methods, in [-1, 1] for signed ones,
+    so that a front end can colour it without knowing the method.
+    """
+
+    text: str
+    start: int
+    end: int
+    weight: float
+    segment: Segment
+
+
+@dataclass(frozen=True)
+class Span:
+    """A candidate answer: character offsets into the passage and its pipeline score."""
+
+    answer: str
+    start: int
+    end: int
+    score: float
+
+
+@dataclass(frozen=True)
+class Faithfulness:
+    """How much the answer depends on the words the explanation ranks highest.
+
+    comprehensiveness: mean drop of P(start)*P(end) when the top-k% passage tokens are masked
+    (higher = the explanation found what the model used); sufficiency: mean drop when only the
+    top-k% are kept (lower = better). `original` is P(start)*P(end) of the span in its window,
+    unmasked; `curve` holds, per fraction k, the probability with the top k hidden / kept only.
+    """
+
+    comprehensiveness: float
+    sufficiency: float
+    original: float
+    curve: list[dict[str, float]]
+    sentence: str
+    extra_ms: float
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One answered and explained question.
+
+    `target` says which quantity was explained: "span" (start_logit[s] + end_logit[e] of the
+    shown answer) or "null" (start_logit[0] + end_logit[0], the no-answer score).
+    Only the window that holds the answer is explained; `window_start:window_end` is the
+    passage text it covers, `windows` how many windows the whole passage took.
+    """
+
+    question: str
+    passage: str
+    answer: str
+    score: float
+    start: int
+    end: int
+    no_answer: bool
+    model: str
+    method: str
+    signed: bool
+    target: Literal["span", "null"]
+    tokens: list[Attribution]
+    words: list[Attribution]
+    windows: int
+    window_start: int
+    window_end: int
+    best_rejected: Span | None = None
+    question_truncated: bool = False
+    diagnostics: dict[str, float] = field(default_factory=dict)
+    faithfulness: Faithfulness | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of `qa-explain --json`."""
+        return to_object(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Explanation:
+        """Inverse of `to_dict`, for consumers that read the JSON back from a file or a pipe."""
+        return from_object(cls, data, "explanation")

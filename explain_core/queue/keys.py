@@ -1,0 +1,77 @@
+"""Every Redis key of one namespace and how long it lives, in one place (as RQ's classes own theirs).
+
+Layout under a namespace `ns` (QA_NAMESPACE, default "qa"):
+
+    ns:jobs                      stream of jobs; consumer group "workers"; an entry is deleted once
+                                 its result is written, so XLEN is exactly the number of jobs not done
+    ns:results                   stream of results; the bot's consumer group "bot"; deleted once acked
+    ns:dead                      dead-letter stream: jobs given up on, for an operator
+    ns:dedup:<key>               the caller's idempotency key: a retried request is refused
+    ns:passage:<sha256>          a large passage, stored once (content address), referenced by jobs
+    ns:done:<job id>             written with the result, so a job computed twice yields one result
+    ns:once:<marker>             `claim_once` markers (a Slack event taken, a reply posted, a picture uploaded)
+    ns:placeholder:<key>         the bot: the ts of the message that will show a job's answer
+    ns:doc:<team>:<channel>:<ts> the bot: a thread's document, for follow-up questions
+    ns:shortcut:<team>:<ch>:<ts> the bot: the message a shortcut's form asks about, until submitted
+
+Every key has a TTL (streams: refreshed on each write) and the streams are capped, so Redis
+memory stays bounded whatever happens to the consumers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from explain_core import defaults
+
+WORKER_GROUP = "workers"
+RESULTS_GROUP = "bot"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The key names of one namespace; `document_ttl_s` is the one TTL an operator sets."""
+
+    namespace: str = defaults.NAMESPACE
+    document_ttl_s: int = defaults.DOC_CACHE_TTL_S
+
+    DEDUP_TTL_S: ClassVar[int] = 3600  # Slack retries within minutes; an hour is ample
+    PAYLOAD_TTL_S: ClassVar[int] = 86_400  # passages by reference and done markers outlive any backlog
+    STREAM_TTL_S: ClassVar[int] = 7 * 86_400  # streams of an idle deployment go away after a week
+    ONCE_TTL_S: ClassVar[int] = 86_400  # a result is redelivered within a day or never
+    EVENT_TTL_S: ClassVar[int] = 3600  # Slack retries an event for minutes only
+    PLACEHOLDER_TTL_S: ClassVar[int] = 86_400
+    STASH_TTL_S: ClassVar[int] = 3600  # a form left open longer fetches the message again
+
+    @property
+    def jobs(self) -> str:
+        return f"{self.namespace}:jobs"
+
+    @property
+    def results(self) -> str:
+        return f"{self.namespace}:results"
+
+    @property
+    def dead(self) -> str:
+        return f"{self.namespace}:dead"
+
+    def dedup(self, key: str) -> str:
+        return f"{self.namespace}:dedup:{key}"
+
+    def passage(self, digest: str) -> str:
+        return f"{self.namespace}:passage:{digest}"
+
+    def done(self, job_id: str) -> str:
+        return f"{self.namespace}:done:{job_id}"
+
+    def once(self, marker: str) -> str:
+        return f"{self.namespace}:once:{marker}"
+
+    def placeholder(self, job_key: str) -> str:
+        return f"{self.namespace}:placeholder:{job_key}"
+
+    def document(self, team: str, channel: str, root_ts: str) -> str:
+        return f"{self.namespace}:doc:{team}:{channel}:{root_ts}"
+
+    def stash(self, team: str, channel: str, ts: str) -> str:
+        return f"{self.namespace}:shortcut:{team}:{channel}:{ts}"

@@ -1,0 +1,354 @@
+"""The Redis Streams protocol between the bot (enqueues jobs, reads results) and the worker.
+
+Both sides import this module, so it needs only `redis` (never TensorFlow). Key names and
+TTLs live in `explain_core.queue.keys`. Delivery is at least once; the `done` marker and the
+bot's `claim_once` turn that into "exactly one reply".
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import redis
+
+from explain_core import defaults, settings
+from explain_core.errors import Busy, SchemaError
+from explain_core.queue.keys import WORKER_GROUP, Keys
+from explain_core.queue.messages import DeadLetter, Job, JobOptions, JobResult, ReplyTo
+
+log = logging.getLogger(__name__)
+
+# Passages longer than this (JSON-encoded bytes) are stored once under their own key.
+PASSAGE_INLINE_BYTES = 8 * 1024
+
+T = TypeVar("T")
+
+# Atomic so that a crash or a dropped connection can never leave the dedup key set
+# without its job (the user's retry would be refused and the question lost), and so that
+# `ahead` is counted at the instant the job joins the stream.
+_ENQUEUE = """
+-- KEYS: jobs stream, dedup key, passage key
+-- ARGV: job json, dedup ttl, max backlog, stream ttl, passage json or '', payload ttl, group
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'duplicate'} end
+local ahead = redis.call('XLEN', KEYS[1])
+if ahead >= tonumber(ARGV[3]) then return {'full', ahead} end
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
+if ARGV[5] ~= '' then redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[6]) end
+redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[7], '0', 'MKSTREAM')
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'job', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return {'queued', id, ahead}
+"""
+
+# Result (and dead letter) written, then the job acked and deleted, as one step. The
+# `done` marker makes it idempotent: a retry after a lost reply, or a second worker that
+# computed the same reclaimed job, acks without adding a second result.
+_FINISH = """
+-- KEYS: jobs stream, results stream, dead stream, done marker
+-- ARGV: group, job id, result json or '', dead letter json or '', max len, stream ttl, marker ttl
+local first = redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[7])
+if first then
+  if ARGV[3] ~= '' then
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'result', ARGV[3])
+    redis.call('EXPIRE', KEYS[2], ARGV[6])
+  end
+  if ARGV[4] ~= '' then
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'dead', ARGV[4])
+    redis.call('EXPIRE', KEYS[3], ARGV[6])
+  end
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+if first then return 1 end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """`job_id` is None for a duplicate; `ahead` counts jobs not finished when this one joined."""
+
+    job_id: str | None
+    ahead: int
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class ResultEntry:
+    """A result as delivered to the bot; ack `entry_id` once the reply is posted."""
+
+    entry_id: str
+    result: JobResult
+
+
+@dataclass(frozen=True)
+class JobEntry:
+    """A job as delivered to a worker: the raw payload (decoded by the worker, which must
+    dead-letter what it cannot read) and how many times Redis has delivered it."""
+
+    entry_id: str
+    payload: str
+    deliveries: int
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What a worker hands back for one job: a result for the user and/or a dead letter."""
+
+    entry_id: str
+    result: JobResult | None
+    dead: DeadLetter | None = None
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """The health of the jobs stream: `waiting` not yet delivered, `in_progress` delivered
+    but not finished (includes jobs of dead workers until reclaimed)."""
+
+    waiting: int
+    in_progress: int
+    consumers: int
+    dead_letters: int
+    results_waiting: int
+
+
+def consumer_name() -> str:
+    """Unique per process (host and pid), so every worker and every bot process is its own consumer."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class JobQueue:
+    """One namespace of the protocol on one Redis; thread-safe (redis-py pools connections).
+
+    The bot uses `enqueue`, `read_results`, `ack_result`, `claim_once`; the worker uses
+    `read_jobs`, `reclaim_jobs`, `retry_job`, `passages`, `finish`. Streams have a single
+    consumer group each ("workers" for jobs, the bot's for results), because finished
+    entries are deleted.
+    """
+
+    def __init__(self, client: redis.Redis, namespace: str = defaults.NAMESPACE, *,
+                 max_backlog: int = defaults.MAX_BACKLOG, result_reclaim_s: float = defaults.RESULT_RECLAIM_S) -> None:
+        self._client = client
+        self.keys = Keys(namespace)
+        self.max_backlog = max_backlog
+        self.result_reclaim_ms = int(result_reclaim_s * 1000)
+        self._enqueue = client.register_script(_ENQUEUE)
+        self._finish = client.register_script(_FINISH)
+        self._groups: set[tuple[str, str]] = set()
+
+    @classmethod
+    def from_url(cls, url: str | None = None, namespace: str = defaults.NAMESPACE, **options: Any) -> JobQueue:
+        """Connect to `url`, else `REDIS_URL`, else the local default."""
+        client = redis.Redis.from_url(
+            url or settings.redis_url(), decode_responses=True,
+            socket_connect_timeout=5, socket_timeout=30, health_check_interval=30)
+        return cls(client, namespace, **options)
+
+    @property
+    def namespace(self) -> str:
+        return self.keys.namespace
+
+    @property
+    def redis(self) -> redis.Redis:
+        """The client (str responses), for callers that keep their own namespaced keys."""
+        return self._client
+
+    def where(self) -> str:
+        """host:port/db of the server, for logs (never the URL: it may hold a password)."""
+        kwargs = self._client.connection_pool.connection_kwargs
+        return f"{kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}/{kwargs.get('db', 0)}"
+
+    # -- bot side ---------------------------------------------------------------------
+    def enqueue(self, key: str, question: str, passage: str, options: JobOptions,
+                reply_to: ReplyTo) -> Enqueued:
+        """Add a job unless `key` was enqueued in the last hour.
+
+        Raises `Busy` when `max_backlog` jobs are unfinished, rather than letting the
+        stream cap silently drop the oldest ones.
+        """
+        if not key:
+            raise ValueError("enqueue needs a non-empty idempotency key")
+        stored = json.dumps(passage)
+        ref = None
+        if len(stored) > PASSAGE_INLINE_BYTES:
+            digest = hashlib.sha256(passage.encode("utf-8", "surrogatepass")).hexdigest()
+            ref = self.keys.passage(digest)
+        job = Job(key=key, question=question, options=options, reply_to=reply_to, enqueued_at=time.time(),
+                  passage=None if ref else passage, passage_ref=ref)
+        reply = self._enqueue(
+            keys=[self.keys.jobs, self.keys.dedup(key), ref or self.keys.passage("-")],
+            args=[job.to_json(), Keys.DEDUP_TTL_S, self.max_backlog, Keys.STREAM_TTL_S, stored if ref else "",
+                  Keys.PAYLOAD_TTL_S, WORKER_GROUP])
+        if reply[0] == "duplicate":
+            return Enqueued(job_id=None, ahead=0, duplicate=True)
+        if reply[0] == "full":
+            raise Busy(int(reply[1]))
+        return Enqueued(job_id=reply[1], ahead=int(reply[2]), duplicate=False)
+
+    def read_results(self, group: str, consumer: str, count: int = 10, block_ms: int = 1000) -> list[ResultEntry]:
+        """Results for `consumer` of the bot's `group`: first those a dead consumer left
+        unacked for `result_reclaim_s`, else new ones (blocking up to `block_ms`).
+
+        A result that cannot be decoded is logged and acked, so it cannot block the stream.
+        """
+        entries = self._in_group(self.keys.results, group, lambda: self._autoclaim(
+            self.keys.results, group, consumer, self.result_reclaim_ms, count))
+        if not entries:
+            entries = self._in_group(self.keys.results, group, lambda: self._read(
+                self.keys.results, group, consumer, count, block_ms))
+        out = []
+        for entry_id, fields in entries:
+            try:
+                out.append(ResultEntry(entry_id, JobResult.from_json(fields.get("result", ""))))
+            except SchemaError as exc:
+                log.error("dropping result %s that cannot be read: %s", entry_id, exc)
+                self.ack_result(group, entry_id)
+        return out
+
+    def ack_result(self, group: str, entry_id: str) -> None:
+        """The reply is posted: forget the result (it holds the user's answer and picture)."""
+        pipe = self._client.pipeline(transaction=True)
+        pipe.xack(self.keys.results, group, entry_id)
+        pipe.xdel(self.keys.results, entry_id)
+        pipe.execute()
+
+    def claim_once(self, marker: str, ttl_s: int = Keys.ONCE_TTL_S) -> bool:
+        """True for the first caller with this marker within `ttl_s`, False for every later one."""
+        return bool(self._client.set(self.keys.once(marker), "1", nx=True, ex=ttl_s))
+
+    # -- worker side ------------------------------------------------------------------
+    def read_jobs(self, consumer: str, count: int, block_ms: int) -> list[JobEntry]:
+        """New jobs for this worker (first delivery), blocking up to `block_ms`."""
+        entries = self._in_group(self.keys.jobs, WORKER_GROUP, lambda: self._read(
+            self.keys.jobs, WORKER_GROUP, consumer, count, block_ms))
+        return [JobEntry(entry_id, fields.get("job", ""), 1) for entry_id, fields in entries]
+
+    def reclaim_jobs(self, consumer: str, min_idle_ms: int, count: int) -> list[JobEntry]:
+        """Take over jobs delivered to a worker that has not finished them for `min_idle_ms`
+        (it died, or hangs), with their delivery counts (this delivery included)."""
+        entries = self._in_group(self.keys.jobs, WORKER_GROUP, lambda: self._autoclaim(
+            self.keys.jobs, WORKER_GROUP, consumer, min_idle_ms, count))
+        if not entries:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        for entry_id, _fields in entries:
+            pipe.xpending_range(self.keys.jobs, WORKER_GROUP, min=entry_id, max=entry_id, count=1)
+        counts = [rows[0]["times_delivered"] if rows else 1 for rows in pipe.execute()]
+        return [JobEntry(entry_id, fields.get("job", ""), n) for (entry_id, fields), n in zip(entries, counts)]
+
+    def retry_job(self, consumer: str, entry: JobEntry) -> JobEntry | None:
+        """Deliver a failed job again to this worker now (its delivery count goes up by one,
+        so a job that keeps failing reaches `max_attempts`). None if it is no longer pending."""
+        claimed = self._client.xclaim(self.keys.jobs, WORKER_GROUP, consumer, 0, [entry.entry_id])
+        if not claimed or claimed[0][1] is None:
+            return None
+        return JobEntry(entry.entry_id, claimed[0][1].get("job", ""), entry.deliveries + 1)
+
+    def passages(self, jobs: list[Job]) -> list[str | None]:
+        """The passage of each job: inline, or fetched by reference (None if it expired)."""
+        refs = [job.passage_ref for job in jobs if job.passage_ref is not None]
+        fetched = iter(self._client.mget(refs) if refs else [])
+        out: list[str | None] = []
+        for job in jobs:
+            if job.passage_ref is None:
+                out.append(job.passage)
+            else:
+                stored = next(fetched)
+                out.append(json.loads(stored) if stored is not None else None)
+        return out
+
+    def finish(self, finished: list[Finished]) -> list[bool]:
+        """Write each result/dead letter and ack its job, one round trip for the batch.
+
+        Per job this is atomic and idempotent; the returned flags say which jobs got their
+        result from this call (False: another delivery of the same job got there first).
+        """
+        pipe = self._client.pipeline(transaction=False)
+        for item in finished:
+            self._finish(
+                keys=[self.keys.jobs, self.keys.results, self.keys.dead,
+                      self.keys.done(item.entry_id)],
+                args=[WORKER_GROUP, item.entry_id, item.result.to_json() if item.result else "",
+                      item.dead.to_json() if item.dead else "", self.max_backlog, Keys.STREAM_TTL_S,
+                      Keys.PAYLOAD_TTL_S],
+                client=pipe)
+        return [bool(flag) for flag in pipe.execute()]
+
+    def leave(self, consumer: str) -> None:
+        """Remove a worker from the group, unless it still holds jobs (deleting a consumer
+        would drop its pending entries, and with them the only trace of those jobs)."""
+        if not self._client.xpending_range(self.keys.jobs, WORKER_GROUP, "-", "+", 1, consumername=consumer):
+            self._client.xgroup_delconsumer(self.keys.jobs, WORKER_GROUP, consumer)
+
+    # -- operations -------------------------------------------------------------------
+    def depth(self) -> int:
+        """Jobs not finished (waiting or in progress): finished ones are deleted from the stream."""
+        return int(self._client.xlen(self.keys.jobs))
+
+    def stats(self) -> QueueStats:
+        self._ensure_group(self.keys.jobs, WORKER_GROUP)
+        pipe = self._client.pipeline(transaction=False)
+        pipe.xlen(self.keys.jobs)
+        pipe.xinfo_groups(self.keys.jobs)
+        pipe.xlen(self.keys.dead)
+        pipe.xlen(self.keys.results)
+        length, groups, dead, results = pipe.execute()
+        group = next(g for g in groups if g["name"] == WORKER_GROUP)
+        return QueueStats(waiting=length - group["pending"], in_progress=group["pending"],
+                          consumers=group["consumers"], dead_letters=dead, results_waiting=results)
+
+    def dead_letters(self, count: int = 100) -> list[DeadLetter]:
+        """The newest dead letters first."""
+        return [DeadLetter.from_json(fields["dead"])
+                for _id, fields in self._client.xrevrange(self.keys.dead, count=count)]
+
+    # -- plumbing ---------------------------------------------------------------------
+    def _ensure_group(self, stream: str, group: str) -> None:
+        """Create the group at the start of the stream, so nothing enqueued before the first
+        consumer started is skipped; the stream it may create gets the streams' TTL."""
+        if (stream, group) in self._groups:
+            return
+        try:
+            self._client.xgroup_create(stream, group, id="0", mkstream=True)
+            self._client.expire(stream, Keys.STREAM_TTL_S, nx=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._groups.add((stream, group))
+
+    def _in_group(self, stream: str, group: str, call: Callable[[], T]) -> T:
+        """Run a group command, recreating the group if Redis lost it (restart without
+        persistence, or the stream expired while idle) instead of failing forever."""
+        self._ensure_group(stream, group)
+        try:
+            return call()
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc) and "no longer exists" not in str(exc):
+                raise
+            log.warning("consumer group %s of %s was gone; recreating it", group, stream)
+            self._groups.discard((stream, group))
+            self._ensure_group(stream, group)
+            return call()
+
+    def _read(self, stream: str, group: str, consumer: str, count: int,
+              block_ms: int) -> list[tuple[str, dict[str, str]]]:
+        reply = self._client.xreadgroup(group, consumer, {stream: ">"}, count=count, block=block_ms)
+        return [entry for _stream, entries in reply or [] for entry in entries]
+
+    def _autoclaim(self, stream: str, group: str, consumer: str, min_idle_ms: int,
+                   count: int) -> list[tuple[str, dict[str, str]]]:
+        """XAUTOCLAIM from the start of the pending list; entries trimmed away meanwhile
+        (Redis reports their ids) are acked, since nobody can ever process them."""
+        _cursor, claimed, deleted = self._client.xautoclaim(stream, group, consumer, min_idle_ms, "0-0",
+                                                            count=count)
+        if deleted:
+            log.warning("%d pending entries of %s were trimmed before being processed", len(deleted), stream)
+            self._client.xack(stream, group, *deleted)
+        return claimed

@@ -1,0 +1,141 @@
+"""Jobs in, results out: the worker's computation without Redis (what bench measures alone).
+
+Jobs of one batch that share a model and a method go through `explain_batch` together; if
+that raises, they are answered one by one so that one poison job fails alone.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import explain_core
+from explain_core.errors import InputError
+from explain_core.explanation import Explanation
+from explain_core.present.summary import summarize
+from explain_core.queue import Job, JobResult, ResultImage
+from explain_core.render import render_png
+
+if TYPE_CHECKING:  # the engine imports TensorFlow: only on first use, so `qa-worker --check` stays light
+    from explain_core.engine import QAModel
+
+log = logging.getLogger(__name__)
+
+Outcome = Explanation | InputError | Exception
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A job with its passage in hand, ready to compute."""
+
+    job_id: str
+    job: Job
+    passage: str
+
+
+class Answerer:
+    """Jobs in, results out: the worker's computation without Redis (what bench measures alone).
+
+    Jobs of one batch that share a model and a method go through `explain_batch` together;
+    if that raises, they are answered one by one so that one poison job fails alone.
+    Models come from the engine's `load_model`, which keeps them loaded (LRU, QA_MODEL_CACHE).
+    Only the configured models are served: a job cannot make the worker fetch any checkpoint.
+    Every answer carries its faithfulness scores (a few masked forward passes, batched), so
+    each reply says how much the answer depends on the words the picture highlights.
+    """
+
+    def __init__(self, model: str, compare_models: Sequence[str] = (), batch: bool = True) -> None:
+        self.model = model
+        self.compare_models = tuple(compare_models)
+        self.allowed = {model, *self.compare_models}
+        self.batch = batch
+
+    def warm_up(self) -> None:
+        """Load the default model and trace its main graph, so that the first user does not
+        wait for it (tracing takes seconds; the rarer multi-window graphs trace on first use)."""
+        explain_core.explain("Is this a warm-up?", "This is a warm-up.", model=self.model)
+
+    def answer(self, ready: Sequence[Ready]) -> list[JobResult | Exception]:
+        """A result per job, or the exception that the model raised on it (to retry)."""
+        slots: list[list[str]] = [self._models(item.job) for item in ready]
+        groups: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+        for i, (item, models) in enumerate(zip(ready, slots)):
+            for s, model in enumerate(models):
+                groups[(model, item.job.options.method)].append((i, s))
+        outcomes: dict[tuple[int, int], Outcome] = {}
+        compute_ms: dict[int, float] = defaultdict(float)
+        batch_size: dict[int, int] = defaultdict(int)
+        for (model, method), members in groups.items():
+            started = time.perf_counter()
+            items = [(ready[i].job.question, ready[i].passage) for i, _ in members]
+            for member, outcome in zip(members, self._run(model, method, items)):
+                outcomes[member] = outcome
+            elapsed = (time.perf_counter() - started) * 1000
+            for i, _ in members:
+                compute_ms[i] += elapsed
+                batch_size[i] = max(batch_size[i], len(members))
+        results: list[JobResult | Exception] = []
+        for i, (item, models) in enumerate(zip(ready, slots)):
+            timings = {"wait_ms": round(max(0.0, time.time() - item.job.enqueued_at) * 1000, 1),
+                       "compute_ms": round(compute_ms[i], 1), "batch": batch_size[i]}
+            results.append(self._result(item, [outcomes[(i, s)] for s in range(len(models))], timings))
+        return results
+
+    def _models(self, job: Job) -> list[str]:
+        """The models a job asks for: every one of QA_MODELS for a comparison (the default
+        model alone when QA_MODELS is unset), else the one it names or the default."""
+        if job.options.compare:
+            return list(self.compare_models) or [self.model]
+        return [job.options.model or self.model]
+
+    def _run(self, model: str, method: str, items: list[tuple[str, str]]) -> list[Outcome]:
+        """One outcome per (question, passage), all with `model` and `method`."""
+        if model not in self.allowed:
+            served = ", ".join(sorted(self.allowed))
+            return [InputError("unknown_model", f"this service does not offer the model '{model}'; "
+                                                f"it offers: {served}")] * len(items)
+        try:
+            qa = explain_core.load_model(model)
+        except Exception as exc:  # noqa: BLE001 - cannot load (InputError) or crashed loading: every job's
+            return [exc] * len(items)
+        if len(items) > 1 and self.batch:
+            try:
+                return list(explain_core.explain_batch(items, model=qa, method=method, faithfulness=True))
+            except InputError as exc:  # an unknown method: every job's error
+                return [exc] * len(items)
+            except Exception as exc:  # noqa: BLE001 - find the job that broke the batch, one by one
+                log.warning("a batch of %d failed (%r); answering its jobs one by one", len(items), exc)
+        return [self._one(qa, question, passage, method) for question, passage in items]
+
+    @staticmethod
+    def _one(qa: QAModel, question: str, passage: str, method: str) -> Outcome:
+        try:
+            return explain_core.explain(question, passage, model=qa, method=method, faithfulness=True)
+        except Exception as exc:  # noqa: BLE001 - a poison input must not kill the worker
+            return exc
+
+    @staticmethod
+    def _result(item: Ready, outcomes: list[Outcome], timings: dict[str, float]) -> JobResult | Exception:
+        failure = next((o for o in outcomes if isinstance(o, Exception) and not isinstance(o, InputError)), None)
+        if failure is not None:
+            return failure
+        rejected = next((o for o in outcomes if isinstance(o, InputError)), None)
+        if rejected is not None:
+            return JobResult.failure(item.job_id, item.job.key, item.job.reply_to, rejected.code,
+                                     rejected.message, timings)
+        explanations = [o for o in outcomes if isinstance(o, Explanation)]
+        started = time.perf_counter()
+        try:
+            answers = [summarize(exp) for exp in explanations]
+            images = []
+            for exp in explanations:
+                picture = render_png(exp)
+                images.append(ResultImage(picture.png, picture.alt_text, exp.model))
+        except Exception as exc:  # noqa: BLE001 - a rendering bug is retried like a model failure
+            return exc
+        timings["render_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        return JobResult(key=item.job.key, reply_to=item.job.reply_to, ok=True, answers=answers, images=images,
+                         timings_ms=timings, job_id=item.job_id)

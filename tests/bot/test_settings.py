@@ -1,0 +1,25 @@
+"""The bot's settings: defaults shared with the worker, and bad values named at start-up."""
+from __future__ import annotations
+
+import pytest
+
+from bot.settings import BotSettings
+from explain_core import defaults
+from explain_core.errors import ConfigError
+
+TOKENS = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"}
+
+
+def test_unset_variables_take_the_shared_defaults() -> None:
+    settings = BotSettings.from_env({**TOKENS, "QA_MAX_PDF_PAGES": ""})
+    assert (settings.mode, settings.api_url, settings.redis_url, settings.namespace) == (
+        defaults.BOT_MODE, defaults.SLACK_API_URL, defaults.REDIS_URL, defaults.NAMESPACE)
+    assert (settings.max_file_bytes, settings.max_pdf_pages, settings.placeholder_wait_s) == (
+        defaults.MAX_FILE_BYTES, defaults.MAX_PDF_PAGES, defaults.PLACEHOLDER_WAIT_S)
+
+
+@pytest.mark.parametrize("name, value", [("QA_MAX_PDF_PAGES", "many"), ("QA_DOWNLOAD_TIMEOUT_S", "-1"),
+                                         ("BOT_MODE", "lambda")])
+def test_a_bad_value_names_its_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        BotSettings.from_env({**TOKENS, name: value})

@@ -1,0 +1,76 @@
+"""Faithfulness scores: batched masking must equal masking one variant at a time."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from explain_core import Explanation, explain, load_model
+from explain_core.engine.faithfulness import FRACTIONS, masked_inputs, measure, span_probabilities
+from explain_core.engine.saliency import AttributionContext, get_method
+from explain_core.engine.windows import make_windows
+from explain_core.settings import DecodeSettings
+
+QUESTION = "Who laid the first stone of the bridge?"
+PASSAGE = ("The old city was built on both banks of the river. Merchants crossed the stone bridge every "
+           "morning, and in 1357 the king laid its first stone while the bishop watched from the tower.")
+
+
+@pytest.fixture()
+def explained(tiny_model_dir) -> tuple[Explanation, AttributionContext, np.ndarray]:
+    settings = DecodeSettings(handle_impossible_answer=False)
+    exp = explain(QUESTION, PASSAGE, model=str(tiny_model_dir), faithfulness=True, settings=settings)
+    qa = load_model(str(tiny_model_dir))
+    windows = make_windows(qa.tokenizer, QUESTION, PASSAGE, settings)
+    enc = windows.encodings[0]
+    passage_tokens = [i for i, sid in enumerate(enc.sequence_ids) if sid == 1]
+    start = next(i for i in passage_tokens if enc.offsets[i][0] >= exp.start)
+    end = max(i for i in passage_tokens if enc.offsets[i][1] <= exp.end)
+    ctx = AttributionContext.for_window(qa, windows, 0, start, end)
+    return exp, ctx, get_method("vanilla").attribute(ctx)
+
+
+def test_faithfulness_is_in_the_result_and_its_json(explained):
+    exp, _, _ = explained
+    f = exp.faithfulness
+    assert f is not None and [c["fraction"] for c in f.curve] == list(FRACTIONS)
+    assert f.comprehensiveness == pytest.approx(np.mean([f.original - c["hidden"] for c in f.curve]))
+    assert f.sufficiency == pytest.approx(np.mean([f.original - c["kept_only"] for c in f.curve]))
+    assert f.sentence.startswith("hiding the 10% most salient passage words")
+    assert f"{f.original:.0%}" in f.sentence
+    assert exp.timings_ms["faithfulness"] == f.extra_ms > 0
+    assert Explanation.from_dict(exp.to_dict()) == exp
+
+
+def test_original_probability_is_the_pipeline_score_of_a_single_window_answer(explained):
+    exp, _, _ = explained
+    assert exp.windows == 1
+    assert exp.faithfulness.original == pytest.approx(exp.score, rel=1e-4)
+
+
+def test_batched_masks_equal_masking_one_variant_at_a_time(explained):
+    _, ctx, raw = explained
+    order = np.argsort(-np.abs(raw), kind="stable")
+    passage = [i for i in order if ctx.passage_tokens[i]]
+    mask_id = ctx.model.tokenizer.mask_token_id
+    rows = masked_inputs(ctx, order)
+    for row, fraction in zip(rows[: len(FRACTIONS)], FRACTIONS):
+        top = passage[: max(1, math.ceil(fraction * len(passage)))]
+        expected = ctx.input_ids[0].copy()
+        expected[top] = mask_id
+        np.testing.assert_array_equal(row, expected)
+    for row, fraction in zip(rows[len(FRACTIONS):], FRACTIONS):
+        top = set(passage[: max(1, math.ceil(fraction * len(passage)))])
+        hidden = [i for i in passage if i not in top]
+        assert set(np.flatnonzero(row != ctx.input_ids[0])) <= set(hidden)
+        assert all(row[i] == mask_id for i in hidden) and all(row[i] == ctx.input_ids[0][i] for i in top)
+    one_by_one = [span_probabilities(ctx, r[np.newaxis])[0] for r in rows]
+    np.testing.assert_allclose(span_probabilities(ctx, rows), one_by_one, rtol=1e-4)
+
+
+def test_hiding_everything_salient_differs_from_hiding_nothing(explained):
+    _, ctx, raw = explained
+    result = measure(ctx, raw, fractions=(1.0,))
+    assert result.curve[0]["hidden"] != pytest.approx(result.original, rel=1e-3)
+    assert result.curve[0]["kept_only"] == pytest.approx(result.original, rel=1e-5)  # keeping 100% hides nothing

@@ -1,0 +1,409 @@
+"""A small fake of the Slack Web API: a real HTTP server on loopback that records calls.
+
+The bot talks to it through `SLACK_API_URL`, so every byte goes through slack_sdk's real
+HTTP client, retry handlers and the files_upload_v2 flow. It answers like Slack does
+(HTTP 200 with `{"ok": false, "error": ...}` for API errors, 429 with `Retry-After` for rate
+limits), serves file downloads that need the bot token, and can be told to fail the next
+calls of a method, so tests can check what the bot posted, where, and how many times.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+BOT_TOKEN = "xoxb-test-token"
+BOT_USER_ID = "UBOT"
+BOT_ID = "BBOT"
+TEAM_ID = "T0TEST"
+
+# Fields that slack_sdk sends JSON-encoded inside form bodies.
+_JSON_FIELDS = ("blocks", "attachments", "view", "files", "metadata")
+
+
+@dataclass
+class Call:
+    """One recorded Web API call: method name and its arguments, JSON fields decoded."""
+
+    method: str
+    args: dict[str, Any]
+    token: str | None
+    status: int
+
+
+@dataclass
+class _Fault:
+    status: int
+    retry_after: int | None
+    times: int
+    channel: str | None
+
+
+@dataclass
+class UploadedFile:
+    """A file that went through getUploadURLExternal -> upload -> completeUploadExternal."""
+
+    file_id: str
+    filename: str
+    alt_txt: str | None
+    length: int
+    data: bytes = b""
+    title: str | None = None
+    channel: str | None = None
+    thread_ts: str | None = None
+    completed: bool = False
+
+
+@dataclass
+class _State:
+    calls: list[Call] = field(default_factory=list)
+    faults: dict[str, list[_Fault]] = field(default_factory=dict)
+    messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # channel -> messages
+    files: dict[str, tuple[dict[str, Any], bytes]] = field(default_factory=dict)  # id -> (info, bytes)
+    downloads: list[str] = field(default_factory=list)
+    uploads: dict[str, UploadedFile] = field(default_factory=dict)
+    responses: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (response_url id, body)
+    download_delay_s: float = 0.0
+
+
+class SlackFake:
+    """Start with `SlackFake().start()`; `api_url` is what `SLACK_API_URL` should be."""
+
+    def __init__(self, token: str = BOT_TOKEN) -> None:
+        self.token = token
+        self._state = _State()
+        self._lock = threading.Condition()
+        self._ts = itertools.count(1)
+        self._ids = itertools.count(1)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    # ----- lifecycle
+    def start(self) -> SlackFake:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/"
+
+    # ----- seeding
+    def next_ts(self) -> str:
+        """A message timestamp like Slack's ("1700000001.000100"), increasing."""
+        return f"{1700000000 + next(self._ts)}.000100"
+
+    def add_message(self, channel: str, message: dict[str, Any]) -> dict[str, Any]:
+        """Store a message so conversations.replies can return it; fills `ts` if missing."""
+        message = {"type": "message", **message}
+        message.setdefault("ts", self.next_ts())
+        with self._lock:
+            self._state.messages.setdefault(channel, []).append(message)
+        return message
+
+    def add_file(self, name: str, data: bytes, *, size: int | None = None,
+                 mimetype: str = "application/octet-stream", host_url: str | None = None,
+                 redirect_to: str | None = None) -> dict[str, Any]:
+        """Store a downloadable file and return its Slack file object.
+
+        `size` lets a test claim a size different from the bytes (Slack reports it in the
+        event; the bot must check it before downloading). `host_url` points the download URL
+        somewhere else, and `redirect_to` makes the download answer 302 to that URL, to test
+        that the token never goes to a foreign host.
+        """
+        file_id = f"F{next(self._ids):06d}"
+        base = host_url or self.url
+        info = {
+            "id": file_id,
+            "name": name,
+            "title": name,
+            "mimetype": mimetype,
+            "filetype": name.rsplit(".", 1)[-1] if "." in name else "",
+            "size": len(data) if size is None else size,
+            "url_private": f"{base}/files-pri/{file_id}/{name}",
+            "url_private_download": f"{base}/files-pri/{file_id}/download/{name}",
+        }
+        if redirect_to is not None:
+            info["redirect_to"] = redirect_to
+        with self._lock:
+            self._state.files[file_id] = (info, data)
+        return dict(info)
+
+    def fail_next(self, method: str, status: int, *, channel: str | None = None, times: int = 1,
+                  retry_after: int | None = None) -> None:
+        """Answer the next `times` calls of `method` (in `channel`, if given: tests sharing the
+        fake stay apart) with HTTP `status`; `retry_after` adds the Retry-After header."""
+        with self._lock:
+            self._state.faults.setdefault(method, []).append(_Fault(status, retry_after, times, channel))
+
+    def set_download_delay(self, seconds: float) -> None:
+        with self._lock:
+            self._state.download_delay_s = seconds
+
+    # ----- inspection
+    def calls(self, method: str | None = None, **match: Any) -> list[Call]:
+        """Recorded successful-or-not calls, filtered by method and by equal argument values."""
+        with self._lock:
+            calls = list(self._state.calls)
+        return [
+            c for c in calls
+            if (method is None or c.method == method)
+            and all(c.args.get(k) == v for k, v in match.items())
+        ]
+
+    def messages_in(self, channel: str) -> list[dict[str, Any]]:
+        """Messages stored in `channel`: seeded by the test or posted by the bot."""
+        with self._lock:
+            return list(self._state.messages.get(channel, []))
+
+    @property
+    def downloads(self) -> list[str]:
+        with self._lock:
+            return list(self._state.downloads)
+
+    def responses(self, response_id: str) -> list[dict[str, Any]]:
+        """Messages posted to the response_url `{url}/response/{response_id}`."""
+        with self._lock:
+            return [body for rid, body in self._state.responses if rid == response_id]
+
+    def uploads(self, channel: str | None = None) -> list[UploadedFile]:
+        """Completed uploads (all three steps done), optionally only those shared to `channel`."""
+        with self._lock:
+            done = [u for u in self._state.uploads.values() if u.completed]
+        return [u for u in done if channel is None or u.channel == channel]
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+        """Block until `predicate()` is truthy (re-checked on every call); return its value."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                value = predicate()
+                if value:
+                    return value
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+                self._lock.wait(min(remaining, 0.2))
+
+    # ----- the HTTP side
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - stdlib name
+                try:
+                    fake._download(self)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the bot hung up on purpose (size cap, timeout)
+
+            def do_POST(self) -> None:  # noqa: N802 - stdlib name
+                path = urlparse(self.path).path
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if path.startswith("/api/"):
+                    fake._api(self, path[len("/api/"):], body)
+                elif path.startswith("/upload/"):
+                    fake._upload(self, path[len("/upload/"):], body)
+                elif path.startswith("/response/"):
+                    fake._response_url(self, path[len("/response/"):], body)
+                else:
+                    _send(self, 404, b"not found", "text/plain")
+
+        return Handler
+
+    def _api(self, handler: BaseHTTPRequestHandler, method: str, body: bytes) -> None:
+        args = _parse_args(handler, body)
+        auth = handler.headers.get("Authorization", "")
+        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else args.get("token")
+        with self._lock:
+            fault = self._take_fault(method, args.get("channel"))
+        if fault is not None:
+            self._record(Call(method, args, token, fault.status))
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            payload = {"ok": False, "error": "ratelimited" if fault.status == 429 else "internal_error"}
+            _send_json(handler, fault.status, payload, headers)
+            return
+        if token != self.token:
+            result: dict[str, Any] = {"ok": False, "error": "not_authed" if not token else "invalid_auth"}
+        else:
+            result = self._answer(method, args)
+        self._record(Call(method, args, token, 200))
+        _send_json(handler, 200, result)
+
+    def _take_fault(self, method: str, channel: str | None = None) -> _Fault | None:
+        queue = self._state.faults.get(method, [])
+        fault = next((f for f in queue if f.channel is None or f.channel == channel), None)
+        if fault is None:
+            return None
+        fault.times -= 1
+        if fault.times <= 0:
+            queue.remove(fault)
+        return fault
+
+    def _record(self, call: Call) -> None:
+        with self._lock:
+            self._state.calls.append(call)
+            self._lock.notify_all()
+
+    def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Slack's answer to one authenticated call (only what the bot uses)."""
+        if method == "auth.test":
+            return {"ok": True, "url": "https://test.slack.com/", "team": "Test", "user": "explain",
+                    "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID}
+        if method == "chat.postMessage":
+            channel = args.get("channel")
+            if not channel:
+                return {"ok": False, "error": "channel_not_found"}
+            if str(channel).startswith("CNOTIN"):
+                return {"ok": False, "error": "not_in_channel"}
+            message = self.add_message(channel, {"text": args.get("text", ""), "blocks": args.get("blocks"),
+                                                 "user": BOT_USER_ID, "bot_id": BOT_ID,
+                                                 "thread_ts": args.get("thread_ts")})
+            return {"ok": True, "channel": channel, "ts": message["ts"], "message": message}
+        if method == "chat.update":
+            return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts"), "text": args.get("text")}
+        if method == "chat.delete":
+            return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts")}
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": self.next_ts()}
+        if method == "views.open":
+            if not args.get("trigger_id"):
+                return {"ok": False, "error": "invalid_trigger_id"}
+            return {"ok": True, "view": {"id": f"V{next(self._ids):06d}", **(args.get("view") or {})}}
+        if method == "conversations.replies":
+            return self._replies(args)
+        if method == "files.info":
+            with self._lock:
+                stored = self._state.files.get(str(args.get("file")))
+            return {"ok": True, "file": stored[0]} if stored else {"ok": False, "error": "file_not_found"}
+        if method == "files.getUploadURLExternal":
+            file_id = f"F{next(self._ids):06d}"
+            upload = UploadedFile(file_id=file_id, filename=str(args.get("filename")),
+                                  alt_txt=args.get("alt_txt"), length=int(args.get("length") or 0))
+            with self._lock:
+                self._state.uploads[file_id] = upload
+            return {"ok": True, "file_id": file_id, "upload_url": f"{self.url}/upload/{file_id}"}
+        if method == "files.completeUploadExternal":
+            return self._complete_upload(args)
+        return {"ok": False, "error": "unknown_method"}
+
+    def _replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = args.get("channel"), args.get("ts")
+        with self._lock:
+            stored = list(self._state.messages.get(str(channel), []))
+        thread = [m for m in stored if m["ts"] == ts or m.get("thread_ts") == ts]
+        if not thread or thread[0]["ts"] != ts:
+            return {"ok": False, "error": "thread_not_found"}
+        limit = int(args.get("limit") or 1000)
+        return {"ok": True, "messages": thread[:limit], "has_more": len(thread) > limit}
+
+    def _complete_upload(self, args: dict[str, Any]) -> dict[str, Any]:
+        files = args.get("files") or []
+        shared = []
+        with self._lock:
+            for item in files:
+                upload = self._state.uploads.get(item.get("id"))
+                if upload is None or len(upload.data) != upload.length:
+                    return {"ok": False, "error": "file_not_found"}
+                upload.title = item.get("title")
+                upload.channel = args.get("channel_id")
+                upload.thread_ts = args.get("thread_ts")
+                upload.completed = True
+                shared.append({"id": upload.file_id, "title": upload.title, "name": upload.filename})
+            self._lock.notify_all()
+        return {"ok": True, "files": shared}
+
+    def _upload(self, handler: BaseHTTPRequestHandler, file_id: str, body: bytes) -> None:
+        with self._lock:
+            upload = self._state.uploads.get(file_id)
+            fault = self._take_fault("upload")
+        if fault is not None:
+            _send(handler, fault.status, b"error", "text/plain")
+            return
+        if upload is None:
+            _send(handler, 404, b"unknown upload", "text/plain")
+            return
+        upload.data = body  # slack_sdk posts the raw bytes
+        _send(handler, 200, b"OK - " + str(len(upload.data)).encode(), "text/plain")
+
+    def _response_url(self, handler: BaseHTTPRequestHandler, response_id: str, body: bytes) -> None:
+        with self._lock:
+            self._state.responses.append((response_id, json.loads(body or b"{}")))
+            self._lock.notify_all()
+        _send(handler, 200, b"ok", "text/plain")
+
+    def _download(self, handler: BaseHTTPRequestHandler) -> None:
+        parts = urlparse(handler.path).path.strip("/").split("/")
+        if len(parts) < 3 or parts[0] != "files-pri":
+            _send(handler, 404, b"not found", "text/plain")
+            return
+        with self._lock:
+            stored = self._state.files.get(parts[1])
+            delay = self._state.download_delay_s
+        if handler.headers.get("Authorization") != f"Bearer {self.token}":
+            # Slack answers an unauthenticated file URL with its HTML sign-in page.
+            _send(handler, 200, b"<!DOCTYPE html><html>sign in</html>", "text/html")
+            return
+        if stored is None:
+            _send(handler, 404, b"not found", "text/plain")
+            return
+        with self._lock:
+            self._state.downloads.append(parts[1])
+            self._lock.notify_all()
+        if "redirect_to" in stored[0]:
+            _send(handler, 302, b"", "text/plain", {"Location": stored[0]["redirect_to"]})
+            return
+        time.sleep(delay)
+        _send(handler, 200, stored[1], stored[0]["mimetype"])
+
+
+def _parse_args(handler: BaseHTTPRequestHandler, body: bytes) -> dict[str, Any]:
+    """Arguments from the query string, a form body or a JSON body, like Slack accepts them."""
+    args: dict[str, Any] = {k: v[0] for k, v in parse_qs(urlparse(handler.path).query).items()}
+    content_type = handler.headers.get("Content-Type", "")
+    if body and content_type.startswith("application/json"):
+        args.update(json.loads(body))
+    elif body:
+        args.update({k: v[0] for k, v in parse_qs(body.decode()).items()})
+    for name in _JSON_FIELDS:
+        if isinstance(args.get(name), str):
+            try:
+                args[name] = json.loads(args[name])
+            except ValueError:
+                pass
+    return args
+
+
+def _send(handler: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str,
+          headers: dict[str, str] | None = None) -> None:
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    for name, value in (headers or {}).items():
+        handler.send_header(name, value)
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def _send_json(handler: BaseHTTPRequestHandler, status: int, payload: dict[str, Any],
+               headers: dict[str, str] | None = None) -> None:
+    _send(handler, status, json.dumps(payload).encode(), "application/json; charset=utf-8", headers)
