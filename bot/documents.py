@@ -24,6 +24,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.files import SUPPORTED_HELP, FileReader, NamedText
 from bot.parsing import slack_to_plain
+from explain_core.codec import dumps, from_object, to_object
 from explain_core.errors import InputError, Unavailable
 from explain_core.queue import Keys
 
@@ -46,12 +47,11 @@ class Document:
         return cls("\n\n".join(part.text for part in parts), tuple(part.name for part in parts))
 
     def to_json(self) -> str:
-        return json.dumps({"text": self.text, "sources": list(self.sources)}, ensure_ascii=False)
+        return dumps(to_object(self))
 
     @classmethod
     def from_json(cls, data: str | bytes) -> Document:
-        parsed = json.loads(data)
-        return cls(text=str(parsed["text"]), sources=tuple(parsed["sources"]))
+        return from_object(cls, json.loads(data), "cached document")
 
 
 @contextmanager

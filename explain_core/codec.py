@@ -21,9 +21,11 @@ from explain_core.errors import SchemaError
 T = TypeVar("T")
 
 _HOOKS: dict[Any, Callable[[Any], Any]] = {
-    # JSON has one number type: an integral float (2.0) is written as 2, so floats accept ints.
+    # JSON has one number type: a float field may arrive as an integer (2 for 2.0), so floats accept ints.
     float: lambda value: float(value) if isinstance(value, int) and not isinstance(value, bool) else value,
     bytes: lambda value: base64.b64decode(value, validate=True) if isinstance(value, str) else value,
+    # JSON has no tuples: a tuple of strings is written as a list.
+    tuple[str, ...]: lambda value: tuple(value) if isinstance(value, list) else value,
 }
 _CONFIG = dacite.Config(type_hooks=_HOOKS)
 
@@ -60,10 +62,10 @@ def to_object(value: Any) -> Any:
     return value
 
 
-def dumps(data: dict[str, Any], *, ascii_only: bool = True) -> str:
-    """Compact JSON; bytes become base64. ASCII-only by default: text from chat may hold lone
+def dumps(data: dict[str, Any]) -> str:
+    """Compact, ASCII-only JSON; bytes become base64. ASCII because text from chat may hold lone
     surrogates, which UTF-8 (and so Redis' client) cannot encode but JSON escapes can carry."""
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=ascii_only, default=_encode)
+    return json.dumps(data, separators=(",", ":"), default=_encode)
 
 
 def _encode(value: Any) -> str:
