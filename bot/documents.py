@@ -65,13 +65,16 @@ def _redis_or_unavailable() -> Iterator[None]:
 
 class Documents:
     """Reads the documents of messages and threads, caches a thread's (`Keys.document`) and
-    keeps the shortcut's message until its form is submitted (`Keys.stash`)."""
+    keeps the shortcut's message until its form is submitted (`Keys.stash`); `ttl_s` is how long a
+    thread's document stays cached (QA_DOC_CACHE_TTL_S)."""
 
-    def __init__(self, files: FileReader, client: WebClient, redis_client: redis.Redis, keys: Keys) -> None:
+    def __init__(self, files: FileReader, client: WebClient, redis_client: redis.Redis, keys: Keys,
+                 ttl_s: int) -> None:
         self._files = files
         self._client = client
         self._redis = redis_client
         self._keys = keys
+        self._ttl_s = ttl_s
 
     def read_message(self, message: dict[str, Any]) -> Document:
         """The message's text plus the text of its supported files.
@@ -106,7 +109,7 @@ class Documents:
         """Cache `document` as the thread's, so follow-up questions in the thread reuse it."""
         with _redis_or_unavailable():
             self._redis.set(self._keys.document(team, channel, root_ts), document.to_json(),
-                            ex=self._keys.document_ttl_s)
+                            ex=self._ttl_s)
 
     def stash(self, team: str, channel: str, message: dict[str, Any]) -> None:
         """Keep the message the shortcut's form asks about until the form is submitted."""

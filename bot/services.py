@@ -22,7 +22,7 @@ from bot.documents import Documents
 from bot.files import FileReader
 from bot.intake import Intake, Placeholders
 from bot.settings import BotSettings
-from explain_core.queue import JobQueue, Keys
+from explain_core.queue import JobQueue
 
 CONTEXT_KEY = "qa_services"
 
@@ -55,9 +55,8 @@ class Services:
     @classmethod
     def create(cls, settings: BotSettings, queue: JobQueue) -> Services:
         client = web_client(settings)
-        keys = Keys(queue.namespace, document_ttl_s=settings.doc_cache_ttl_s)
-        documents = Documents(FileReader(client, settings), client, queue.redis, keys)
-        intake = Intake(queue, client, documents, Placeholders(queue.redis, keys))
+        documents = Documents(FileReader(client, settings), client, queue.redis, queue.keys, settings.doc_cache_ttl_s)
+        intake = Intake(queue, client, documents, Placeholders(queue.redis, queue.keys))
         return cls(client, intake, documents)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Services:

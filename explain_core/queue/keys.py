@@ -11,7 +11,7 @@ Layout under a namespace `ns` (QA_NAMESPACE, default "qa"):
     ns:done:<job id>             written with the result, so a job computed twice yields one result
     ns:once:<marker>             `claim_once` markers (a Slack event taken, a reply posted, a picture uploaded)
     ns:placeholder:<key>         the bot: the ts of the message that will show a job's answer
-    ns:doc:<team>:<channel>:<ts> the bot: a thread's document, for follow-up questions
+    ns:doc:<team>:<channel>:<ts> the bot: a thread's document, for follow-up questions (QA_DOC_CACHE_TTL_S)
     ns:shortcut:<team>:<ch>:<ts> the bot: the message a shortcut's form asks about, until submitted
 
 Every key has a TTL (streams: refreshed on each write) and the streams are capped, so Redis
@@ -30,10 +30,10 @@ RESULTS_GROUP = "bot"
 
 @dataclass(frozen=True)
 class Keys:
-    """The key names of one namespace; `document_ttl_s` is the one TTL an operator sets."""
+    """The key names of one namespace and their TTLs; the one TTL an operator sets, a thread
+    document's (QA_DOC_CACHE_TTL_S), is the bot's setting."""
 
     namespace: str = defaults.NAMESPACE
-    document_ttl_s: int = defaults.DOC_CACHE_TTL_S
 
     DEDUP_TTL_S: ClassVar[int] = 3600  # Slack retries within minutes; an hour is ample
     PAYLOAD_TTL_S: ClassVar[int] = 86_400  # passages by reference and done markers outlive any backlog
