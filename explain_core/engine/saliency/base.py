@@ -35,7 +35,6 @@ class AttributionContext:
     special_tokens: np.ndarray  # bool [length]: [CLS]/[SEP]/padding, kept as is by baselines
     allowed: np.ndarray  # float [length]: 1 for tokens in the pipeline's softmax (passage and [CLS])
     gradient: np.ndarray | None = None
-    target_value: float | None = None
     diagnostics: dict[str, float] = field(default_factory=dict)
 
     @classmethod
@@ -77,8 +76,8 @@ class AttributionContext:
     def plain_gradient(self) -> np.ndarray:
         """The gradient at the actual input, computed once and shared by the methods that need it."""
         if self.gradient is None:
-            target, grad = self.targets_and_gradients(self.embeddings()[np.newaxis])
-            self.target_value, self.gradient = float(target[0]), grad[0]
+            _, grad = self.targets_and_gradients(self.embeddings()[np.newaxis])
+            self.gradient = grad[0]
         return self.gradient
 
 
