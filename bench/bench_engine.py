@@ -115,7 +115,7 @@ def same_quantity(qa: QAModel, ids: tf.Tensor, mask: tf.Tensor, types: tf.Tensor
     start, end = qa.logits(ids, mask, types)
     starts = tf.argmax(start, axis=-1, output_type=tf.int32)
     ends = tf.argmax(end, axis=-1, output_type=tf.int32)
-    _, grad = qa.gradient_at(qa.word_embeddings(ids), mask, types, starts, ends)
+    _, grad = qa.gradient_at(qa.word_embeddings(ids), ids, mask, types, starts, ends)
     ours = qa.one_hot_gradient_norm(grad.numpy()[0])
     return float(abs(seed - ours).max() / seed.max())
 

@@ -1,9 +1,10 @@
 """`qa-bot`: build the Bolt app from settings and run it in Socket Mode or HTTP mode.
 
 Socket Mode (the default) needs no public URL, which is what a first install wants. HTTP
-mode (`BOT_MODE=http`) serves `/slack/events` under gunicorn, a production WSGI server,
-with Bolt checking every request's signature. Either way `start` builds the services and
-starts the result consumer thread that posts answers, once per serving process.
+mode (`BOT_MODE=http`) serves `/slack/events` with Hypercorn through `bot.http.SlackFront`,
+which refuses what cannot be Slack's request before reading its body and checks every
+signature. Either way `start` builds the services and starts the result consumer thread
+that posts answers, once per serving process.
 
 Listeners are lazy: Bolt runs their short `ack` part before answering Slack and the rest
 afterwards on a thread pool, so the acknowledgement never waits for Redis, Slack or a busy
@@ -18,31 +19,43 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import App, BoltContext
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk.errors import SlackApiError
 
 from bot.delivery import Delivery
+from bot.http import EVENTS_PATH, SlackFront, serve
 from bot.listeners import register_listeners
 from bot.services import CONTEXT_KEY, Services, web_client
-from bot.settings import BotSettings
+from bot.settings import SETUP_SECTION, BotSettings
+from bot.sweeper import Sweeper
 from explain_core.queue import JobQueue
 from explain_core.settings import read_or_exit
 
 log = logging.getLogger("bot")
 
-EVENTS_PATH = "/slack/events"
 LISTENER_THREADS = 16
 
 
 def build_app(settings: BotSettings, services: Services) -> App:
-    """The Bolt app with every listener, each handed `services` through the context."""
+    """The Bolt app with every listener, each handed `services` through the context.
+
+    It checks no signatures: in HTTP mode `bot.http.SlackFront` does, before Bolt sees a byte
+    (Bolt's own check logs a forged body whole), and Socket Mode has none to check. Serve it
+    only through `SlackFront` or Socket Mode.
+    """
     app = App(
-        signing_secret=settings.signing_secret,
-        client=services.client,  # carries the bot token, SLACK_API_URL and the retry handlers
+        # The token, not `client=`: Bolt also reads SLACK_BOT_TOKEN and warns at every start when
+        # given a client as well (bolt-python#983). Its own client, used only for its auth.test
+        # (main() has checked the token already), is pointed where ours points just below.
+        token=settings.bot_token,
+        token_verification_enabled=False,
         process_before_response=True,  # ack parts run before the response; work is lazy
-        request_verification_enabled=settings.mode == "http",
+        request_verification_enabled=False,
         listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener"),
     )
+    # Bolt copies these into each request's client, as it does for a client it is given.
+    app.client.base_url = services.client.base_url  # SLACK_API_URL
+    app.client.timeout = services.client.timeout
+    app.client.retry_handlers = services.client.retry_handlers
 
     @app.middleware
     def attach_services(context: BoltContext, next: Callable[[], Any]) -> Any:  # noqa: A002 - Bolt's name
@@ -53,67 +66,74 @@ def build_app(settings: BotSettings, services: Services) -> App:
     return app
 
 
-def wsgi_app(app: App) -> SlackRequestHandler:
-    """The WSGI callable gunicorn serves (tests serve the same one)."""
-    return SlackRequestHandler(app, path=EVENTS_PATH)
-
-
 def start(settings: BotSettings) -> App:
-    """The bot of this process: its services built and its result consumer running.
+    """The bot of this process: its services built, its result consumer and sweeper running.
 
-    Both modes call it once per serving process; in HTTP mode that is each gunicorn worker,
-    after the fork, because the consumer is a thread and threads do not survive a fork.
+    Both modes call it once per serving process; in HTTP mode that is each Hypercorn worker
+    process (`http_app_from_env`), after it starts, because the consumer is a thread.
     """
-    queue = JobQueue.from_url(settings.redis_url, namespace=settings.namespace)
+    queue = JobQueue.from_url(settings.redis_url, namespace=settings.namespace,
+                              max_per_user=settings.max_per_user, max_per_channel=settings.max_per_channel)
     services = Services.create(settings, queue)
-    Delivery(queue, services.client, settings).start()
+    Delivery(services.flow).start()
+    Sweeper(services.flow).start()
     return build_app(settings, services)
 
 
-def _serve_http(settings: BotSettings) -> None:
-    from gunicorn.app.base import BaseApplication
+def http_app_from_env() -> SlackFront:
+    """HTTP mode's ASGI app for this serving process, from the environment.
 
-    class Server(BaseApplication):
-        """Gunicorn, configured in code (workers: WEB_CONCURRENCY, default 1); `load` runs in
-        each worker after the fork."""
+    Hypercorn calls it in each worker (`bot.http.server_config`), in a fresh interpreter when
+    WEB_CONCURRENCY > 1, so it sets up logging and reads the settings itself.
+    """
+    _configure_logging()
+    settings = read_or_exit("qa-bot", BotSettings.from_env)
+    return SlackFront(start(settings), settings)
 
-        def load_config(self) -> None:
-            self.cfg.set("bind", f"0.0.0.0:{settings.port}")
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("threads", 8)
-            self.cfg.set("timeout", 30)
 
-        def load(self) -> SlackRequestHandler:
-            return wsgi_app(start(settings))
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    Server().run()
+
+def check_slack(settings: BotSettings) -> str | None:
+    """Why Slack will not take this bot, in one line for a person, or None: a token it rejects
+    (auth.test; in Socket Mode apps.connections.open, which only hands out a URL) or Slack out
+    of reach. Asked once without retries, before anything starts, so that a mistake is one
+    line at once rather than a logged retry storm or slack_sdk's ERROR at connect."""
+    client = web_client(settings, retries=False)
+    try:
+        client.auth_test()
+        if settings.mode == "socket":
+            try:
+                client.apps_connections_open(app_token=settings.app_token or "")
+            except SlackApiError as exc:
+                return (f"Slack rejected SLACK_APP_TOKEN ({exc.response.get('error')}): copy the App-Level Token "
+                        "(xapp-..., scope connections:write) from Basic Information > App-Level Tokens into .env; "
+                        f"see {SETUP_SECTION}")
+    except SlackApiError as exc:
+        return (f"Slack rejected SLACK_BOT_TOKEN ({exc.response.get('error')}): copy the Bot User OAuth Token "
+                f"(xoxb-...) from OAuth & Permissions into .env; see {SETUP_SECTION}")
+    except OSError as exc:
+        return f"cannot reach Slack at {settings.api_url} ({exc}): check the network, or SLACK_API_URL"
+    return None
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging()
     settings = read_or_exit("qa-bot", BotSettings.from_env)
-    try:
-        web_client(settings).auth_test()
-    except SlackApiError as exc:
-        print(f"qa-bot: Slack rejected SLACK_BOT_TOKEN ({exc.response.get('error')}); copy the Bot User OAuth "
-              "Token (xoxb-...) from OAuth & Permissions", file=sys.stderr)
+    problem = check_slack(settings)
+    if problem:
+        print(f"qa-bot: {problem}", file=sys.stderr)
         return 2
-    except OSError as exc:
-        print(f"qa-bot: cannot reach Slack at {settings.api_url}: {exc}", file=sys.stderr)
-        return 1
     if settings.mode == "http":
-        log.info("starting in HTTP mode on port %d (path %s)", settings.port, EVENTS_PATH)
-        _serve_http(settings)
+        log.info("starting in HTTP mode on %s port %d (path %s), %d process(es)", settings.bind_host,
+                 settings.port, EVENTS_PATH, settings.web_concurrency)
+        serve(settings)
         return 0
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     log.info("starting in Socket Mode")
-    try:
-        SocketModeHandler(start(settings), settings.app_token).start()
-    except SlackApiError as exc:
-        print(f"qa-bot: Slack refused the Socket Mode connection ({exc.response.get('error')}); check "
-              "SLACK_APP_TOKEN (an xapp-... App-Level Token with connections:write)", file=sys.stderr)
-        return 2
+    SocketModeHandler(start(settings), settings.app_token).start()
     return 0
 
 

@@ -1,9 +1,15 @@
 """Block Kit for everything the bot says: answers, placeholders, errors, help, the modal.
 
-All user-supplied text (questions, passages, file names, answers taken from passages) goes
-through `mrkdwn()` before it is shown, and the text objects holding it are `verbatim`, so
-nothing a user pasted can ping a channel or a person or inject Slack markup. Each builder
-returns the fallback `text` (notifications, screen readers) together with the blocks.
+Text a person typed or a passage holds (questions, answers, sentences, top words) travels in
+`rich_text` blocks, whose text elements Slack shows literally: `*`, `_`, `~`, backticks, `&`,
+`<` and `>` appear as typed, nothing in them can format the message, ping a channel or
+form a link, and the bold answer span is a style, not markup. The bot's own sentences stay
+mrkdwn; anything of the user's inside them goes through `mrkdwn()`. Each builder returns
+the fallback `text` (mobile notifications show only that; mrkdwn, so escaped) with the blocks.
+
+Slack's limits are kept here, where the blocks are built: at most `MAX_BLOCKS` blocks per
+message, `SECTION_MAX` characters per section text, and a `--compare` reply lists at most
+`COMPARE_SHOWN` models (the rest are named in one line; every picture still goes to the thread).
 """
 from __future__ import annotations
 
@@ -21,9 +27,20 @@ PASSAGE_BLOCK = "passage"
 INPUT_ACTION = "value"
 MODAL_PASSAGE_MAX = 3000  # Slack's cap for a plain_text_input
 QUESTION_SHOWN_MAX = 500
+NOTIFICATION_QUESTION_MAX = 120  # the question as a phone notification shows it
 SECTION_MAX = 3000  # Slack's cap for a section's text
+MAX_BLOCKS = 50  # Slack's cap for one message
+ANSWER_SHOWN_MAX = 500
+SENTENCE_SHOWN_MAX = 1000  # the worker sends at most 300; a newer or broken worker is still bounded
+TOP_WORDS_SHOWN = 10
+WORD_SHOWN_MAX = 60
+# Blocks per model in a comparison (divider, answer, context), and what a reply needs besides:
+# the question, the "more models" line, the picture line and one note added on delivery.
+_PER_MODEL = 3
+COMPARE_SHOWN = (MAX_BLOCKS - 4) // _PER_MODEL
 
 _BROADCAST = re.compile(r"@(here|channel|everyone)\b", re.IGNORECASE)
+_CONTROL = re.compile(r"<([!@#])")
 _WORD_JOINER = "\u2060"
 
 
@@ -31,7 +48,18 @@ def mrkdwn(text: str) -> str:
     """User text made safe for mrkdwn: &, <, > escaped (so no <!channel>, <@U…> or links can
     form) and bare @here/@channel/@everyone broken with an invisible word joiner."""
     escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _BROADCAST.sub(lambda m: "@" + _WORD_JOINER + m.group(1), escaped)
+    return _unbroadcast(escaped)
+
+
+def _unbroadcast(text: str) -> str:
+    return _BROADCAST.sub(lambda m: "@" + _WORD_JOINER + m.group(1), text)
+
+
+def _literal(text: str) -> str:
+    """Text for a rich_text element: shown as typed. Slack does not parse these elements, and
+    a word joiner after `<` before `!`, `@` or `#` (invisible) keeps even a client that did
+    from seeing a mention or a broadcast in them."""
+    return _unbroadcast(_CONTROL.sub(lambda m: "<" + _WORD_JOINER + m.group(1), text))
 
 
 def shorten(text: str, limit: int) -> str:
@@ -45,7 +73,14 @@ def _section(text: str) -> dict[str, Any]:
 
 
 def _context(*texts: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": t, "verbatim": True} for t in texts]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": shorten_mrkdwn(t), "verbatim": True}
+                                            for t in texts]}
+
+
+def _plain_context(*texts: str) -> dict[str, Any]:
+    """A context line shown literally (names chosen by an operator or a user: `my_model` stays)."""
+    return {"type": "context", "elements": [{"type": "plain_text", "text": shorten(t, SECTION_MAX), "emoji": False}
+                                            for t in texts]}
 
 
 def shorten_mrkdwn(text: str) -> str:
@@ -57,6 +92,27 @@ def shorten_mrkdwn(text: str) -> str:
     if amp != -1 and ";" not in cut[amp:]:
         cut = cut[:amp]
     return cut + "…"
+
+
+# -- rich text: literal user text ----------------------------------------------------------------
+def _text(text: str, **style: bool) -> dict[str, Any]:
+    """A literal text element (empty text is not allowed by Slack; callers skip it)."""
+    element: dict[str, Any] = {"type": "text", "text": _literal(text)}
+    if style:
+        element["style"] = style
+    return element
+
+
+def _rich(*parts: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "rich_text", "elements": list(parts)}
+
+
+def _line(*elements: dict[str, Any] | None) -> dict[str, Any]:
+    return {"type": "rich_text_section", "elements": [e for e in elements if e is not None and e.get("text") != ""]}
+
+
+def _quote(*elements: dict[str, Any] | None) -> dict[str, Any]:
+    return {"type": "rich_text_quote", "elements": [e for e in elements if e is not None and e.get("text") != ""]}
 
 
 @dataclass(frozen=True)
@@ -72,81 +128,107 @@ class Message:
     def kwargs(self) -> dict[str, Any]:
         return {"text": self.text, "blocks": self.blocks}
 
+    def with_note(self, note: str) -> Message:
+        """This message with a line saying why it arrives where it does (a fallback's reason).
+        Builders leave room for it, so the message stays within `MAX_BLOCKS`."""
+        return Message(self.text, [*self.blocks[: MAX_BLOCKS - 1], _context(f":information_source: {note}")])
 
-def _question_line(question: str, asker: str | None) -> str:
-    who = f" from <@{asker}>" if asker else ""
-    return f"*Question*{who}: {mrkdwn(shorten(question, QUESTION_SHOWN_MAX))}"
+
+def _question_line(question: str, asker: str | None) -> dict[str, Any]:
+    who = [_text(" from "), {"type": "user", "user_id": asker}] if asker else []
+    return _line(_text("Question", bold=True), *who, _text(": "), _text(shorten(question, QUESTION_SHOWN_MAX)))
 
 
-def placeholder(question: str, asker: str | None, ahead: int) -> Message:
-    """The reply while the job waits; updated in place with the answer later."""
-    if ahead <= 0:
-        status = "Explaining…"
-    else:
-        status = f"Explaining… {ahead} question{'s' if ahead != 1 else ''} ahead of you"
-    return Message(text=status, blocks=[_section(_question_line(question, asker)),
-                                        _context(f":hourglass_flowing_sand: {status}")])
+def _notification(prefix: str, question: str) -> str:
+    return f"{prefix} “{mrkdwn(shorten(question, NOTIFICATION_QUESTION_MAX))}”"
+
+
+def placeholder(question: str, asker: str | None, waiting: int) -> Message:
+    """The reply while the job waits; updated in place with the answer (or what happened) later.
+    The notification names the question, since a phone shows nothing else."""
+    queue = f" ({waiting} question{'s' if waiting != 1 else ''} in the queue)" if waiting > 0 else ""
+    return Message(text=_notification("Explaining", question) + "…" + queue,
+                   blocks=[_rich(_question_line(question, asker)),
+                           _context(f":hourglass_flowing_sand: Explaining…{queue}")])
 
 
 def _percent(value: float) -> str:
     return f"{round(value * 100):d}%"
 
 
-def _bold_span(summary: AnswerSummary) -> str:
-    """The answer's sentence with the answer in bold (whitespace kept outside the asterisks,
-    which Slack needs to render bold)."""
+def _sentence(summary: AnswerSummary) -> dict[str, Any]:
+    """The answer's sentence as a quote, the answer in bold (whitespace kept outside the bold
+    style). Offsets from the worker are clamped, so a broken result cannot raise here."""
     s = summary.sentence
-    before, span, after = s[: summary.answer_start], s[summary.answer_start: summary.answer_end], s[summary.answer_end:]
+    start = max(0, min(summary.answer_start, len(s)))
+    end = max(start, min(summary.answer_end, len(s)))
+    before, span, after = s[:start], s[start:end], s[end:]
     core = span.strip()
     if not core:
-        return mrkdwn(s)
+        return _quote(_text(shorten(s, SENTENCE_SHOWN_MAX)))
     lead = span[: len(span) - len(span.lstrip())]
     trail = span[len(span.rstrip()):]
-    return f"{mrkdwn(before)}{lead}*{mrkdwn(core)}*{trail}{mrkdwn(after)}"
+    budget = max(0, SENTENCE_SHOWN_MAX - len(core)) // 2
+    before = before if len(before) <= budget else "…" + before[len(before) - budget + 1:]
+    after = after if len(after) <= budget else after[: budget - 1] + "…"
+    return _quote(_text(before + lead), _text(shorten(core, ANSWER_SHOWN_MAX), bold=True), _text(trail + after))
 
 
-def _context_line(summary: AnswerSummary) -> str:
-    parts = [mrkdwn(summary.model_label), mrkdwn(summary.method_label)]
+def _context_line(summary: AnswerSummary) -> list[str]:
+    parts = [summary.model_label, summary.method_label]
     if summary.latency_ms is not None:
         parts.append(f"{summary.latency_ms / 1000:.1f} s" if summary.latency_ms >= 1000
                      else f"{summary.latency_ms:.0f} ms")
     parts.append(f"{summary.windows} window{'s' if summary.windows != 1 else ''}")
-    return " · ".join(parts)
+    line = [" · ".join(parts)]
+    if summary.faithfulness:
+        line.append(summary.faithfulness)
+    return line
 
 
 def _answer_blocks(summary: AnswerSummary, *, with_model_header: bool) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []
     if with_model_header:
-        blocks.append(_section(f"*{mrkdwn(summary.model_label)}*"))
+        parts.append(_line(_text(shorten(summary.model_label, 200), bold=True)))
     if summary.no_answer:
-        line = f":grey_question: *No answer in this passage* (confidence {_percent(summary.confidence)})"
+        line = [_text("No answer in this passage", bold=True), _text(f" (confidence {_percent(summary.confidence)})")]
         if summary.best_rejected is not None:
-            line += (f"\nClosest candidate: “{mrkdwn(shorten(summary.best_rejected.answer, 200))}” "
-                     f"({_percent(summary.best_rejected.score)})")
-        blocks.append(_section(line))
+            line += [_text(f"\nClosest candidate: “{shorten(summary.best_rejected.answer, 200)}” "
+                           f"({_percent(summary.best_rejected.score)})")]
+        parts.append(_line({"type": "emoji", "name": "grey_question"}, _text(" "), *line))
     else:
-        blocks.append(_section(f"*Answer:* {mrkdwn(shorten(summary.answer, 500))}   "
-                               f"*Confidence:* {_percent(summary.confidence)}"))
-        if summary.sentence:
-            blocks.append(_section(f">{_bold_span(summary)}"))
+        parts.append(_line(_text("Answer: ", bold=True), _text(shorten(summary.answer, ANSWER_SHOWN_MAX) or "…"),
+                           _text("   "), _text("Confidence: ", bold=True), _text(_percent(summary.confidence))))
+        if summary.sentence.strip():
+            parts.append(_sentence(summary))
     if summary.top_words:
-        words = " · ".join(mrkdwn(w.text) for w in summary.top_words)
-        blocks.append(_section(f"*Top words:* {words}"))
-    context = [_context_line(summary)]
-    if summary.faithfulness:
-        context.append(mrkdwn(summary.faithfulness))
-    blocks.append(_context(*context))
-    return blocks
+        words = " · ".join(shorten(w.text, WORD_SHOWN_MAX) for w in summary.top_words[:TOP_WORDS_SHOWN])
+        parts.append(_line(_text("Top words: ", bold=True), _text(words)))
+    return [_rich(*parts), _plain_context(*_context_line(summary))]
 
 
-def answer(question: str, asker: str | None, summaries: list[AnswerSummary]) -> Message:
-    """The final reply: one answer, or one per model for `--compare`."""
-    blocks = [_section(_question_line(question, asker))]
+def answer(question: str, asker: str | None, summaries: list[AnswerSummary], *,
+           pictures_in_thread: bool = False) -> Message:
+    """The final reply: one answer, or one per model for `--compare` (at most `COMPARE_SHOWN`).
+
+    `pictures_in_thread` adds where the pictures are, for a reply that starts a thread
+    (`/explain`, the form): Slack shows a thread's files only to those who open it."""
+    blocks = [_rich(_question_line(question, asker))]
     several = len(summaries) > 1
-    for i, summary in enumerate(summaries):
+    shown = summaries[:COMPARE_SHOWN]
+    for i, summary in enumerate(shown):
         if several and i:
             blocks.append({"type": "divider"})
         blocks.extend(_answer_blocks(summary, with_model_header=several))
+    hidden = summaries[len(shown):]
+    if hidden:
+        names = ", ".join(s.model_label for s in hidden)
+        blocks.append(_plain_context(f"{len(hidden)} more model{'s' if len(hidden) != 1 else ''} answered "
+                                     f"(not shown, to fit Slack's limits): {names}"))
+    if pictures_in_thread:
+        what = "The pictures of the words each model relied on are" if several else \
+            "The picture of the words the model relied on is"
+        blocks.append(_context(f":frame_with_picture: {what} in this message's thread."))
     first = summaries[0]
     if first.no_answer:
         text = f"No answer in this passage ({_percent(first.confidence)})"
@@ -157,8 +239,14 @@ def answer(question: str, asker: str | None, summaries: list[AnswerSummary]) -> 
 
 def job_failed(question: str, asker: str | None, error: JobError) -> Message:
     """The reply when the worker could not answer (bad input it caught, or gave up)."""
-    text = mrkdwn(f"I couldn't answer: {error.message}")
-    return Message(text=text, blocks=[_section(_question_line(question, asker)), _section(f":warning: {text}")])
+    return outcome(question, asker, f"I couldn't answer: {error.message}")
+
+
+def outcome(question: str, asker: str | None, message: str, icon: str = ":warning:") -> Message:
+    """The placeholder's final state when there is no answer: the question, then what happened
+    and what to do (a refusal, a lost or timed-out question, a duplicate)."""
+    text = mrkdwn(message)
+    return Message(text=text, blocks=[_rich(_question_line(question, asker)), _section(f"{icon} {text}")])
 
 
 def error(message: str) -> Message:
@@ -195,7 +283,7 @@ def modal(metadata: dict[str, Any], *, question: str = "", passage: str | None =
     whose passage is the message itself, described by `source`)."""
     blocks: list[dict[str, Any]] = []
     if source:
-        blocks.append(_context(f"Passage: {mrkdwn(source)}"))
+        blocks.append(_plain_context(f"Passage: {source}"))
     blocks.append({
         "type": "input", "block_id": QUESTION_BLOCK,
         "label": {"type": "plain_text", "text": "Question"},

@@ -1,50 +1,45 @@
-"""The result consumer: a thread of the bot process that posts each answer exactly once.
+"""The result consumer: a thread of the bot process that turns each result into its reply.
 
 Results arrive at least once (a bot that dies before acking gets its results re-delivered
-to another consumer by the queue's XAUTOCLAIM). Each step is made safe to repeat:
+to another consumer by the queue's XAUTOCLAIM). Each result:
 
-- the answer replaces the placeholder with chat.update, which is idempotent by nature:
-  doing it twice leaves the same message;
-- when there is no placeholder (see `bot.intake.Placeholders`), a fresh reply is posted
-  once, guarded by `claim_once("posted:<key>")`, and the slot is pointed at it so a
-  redelivery updates it instead;
-- each picture is uploaded once, guarded by `claim_once("uploaded:<key>:<i>")`.
+1. takes the question's outcome claim (`bot.tracking.Outcomes`) as the answer; if the
+   sweeper or a refusal already took it, the result is dropped (logged), so an answer never
+   follows "timed out" or "lost". A redelivered result finds its own claim and goes on;
+2. replaces the placeholder (its ts travels in the job's reply address) with chat.update,
+   idempotent by nature, or reaches the asker the best way still open (`Replier.settle`);
+3. uploads each picture into the thread once: `uploaded:<key>:<i>` is marked only after
+   Slack said ok, and an `upload-started` marker left by an attempt that died makes the next
+   one look in the thread before uploading again (so neither a crash nor a timeout posts a
+   picture twice, and nothing is marked posted that Slack did not take);
+4. is acked last.
 
-Markers are claimed *before* the Slack call, so a crash can never post twice; the price is
-that a picture whose upload fails after slack_sdk's own retries (429/5xx/connection) is
-not tried again — that failure is logged. The result is acked last.
+Transient Slack failures are retried for minutes (`QA_SLACK_RETRY_S`) on `Lanes`: one lane
+per channel keeps a channel's replies in order while other channels' replies go on.
+A lease (`Keys.delivering`) tells a consumer that reclaims a result still being retried by
+another live process to leave it alone.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import threading
-import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import TypeVar
 
 import redis
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import blocks
-from bot.intake import Placeholders
-from bot.settings import BotSettings
-from explain_core.queue import RESULTS_GROUP, JobError, JobQueue, JobResult, ResultEntry, consumer_name
+from bot.background import MAX_BACKOFF_S, Background
+from bot.replies import Landing, SlackFailed, Stopped, tag
+from bot.services import ReplyFlow
+from bot.tracking import Local, Outcome
+from explain_core.queue import RESULTS_GROUP, JobError, JobResult, Keys, ResultEntry, consumer_name
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 5
+T = TypeVar("T")
 
-
-class _Wait(Exception):
-    """The placeholder is not recorded yet: try this result again shortly."""
-
-
-@dataclass
-class _Pending:
-    entry: ResultEntry
-    first_seen: float
-    next_try: float
-    attempts: int = 0
 
 
 def reply_message(result: JobResult) -> blocks.Message:
@@ -52,142 +47,154 @@ def reply_message(result: JobResult) -> blocks.Message:
     question = result.reply_to.question or ""
     asker = result.reply_to.asker
     if result.ok and result.answers:
-        return blocks.answer(question, asker, result.answers)
+        return blocks.answer(question, asker, result.answers,
+                             pictures_in_thread=bool(result.images) and result.reply_to.thread_ts is None)
     return blocks.job_failed(question, asker, result.error or JobError("no_answer", "the worker sent no answer"))
 
 
-class Delivery:
-    """Reads the results stream in its own consumer group and posts replies.
+class Delivery(Background):
+    """Reads the results stream in its own consumer group and hands each result to a lane.
 
-    `run_once()` does one round (used by `start()`'s thread, and directly by tests that
-    need to stop a consumer at a precise point).
+    `run_once()` reads one batch (used by `start()`'s thread, and directly by tests);
+    `deliver()` is the whole path of one result, synchronously.
     """
 
-    def __init__(self, queue: JobQueue, client: WebClient, settings: BotSettings,
-                 consumer: str | None = None) -> None:
-        self._queue = queue
-        self._client = client
-        self._settings = settings
-        self._placeholders = Placeholders(queue.redis, queue.keys)
-        self.consumer = consumer or consumer_name()  # each bot process (gunicorn worker) is its own consumer
-        self._pending: dict[str, _Pending] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+    name = "result consumer"
 
-    # -- lifecycle ----------------------------------------------------------------------
-    def start(self) -> Delivery:
-        self._thread = threading.Thread(target=self._loop, name=f"delivery-{self.consumer}", daemon=True)
-        self._thread.start()
-        return self
+    def __init__(self, flow: ReplyFlow, consumer: str | None = None) -> None:
+        super().__init__(flow.stopping)
+        self._flow = flow
+        self._queue = flow.queue
+        self._redis = flow.queue.redis
+        self.consumer = consumer or consumer_name()  # each bot process is its own consumer
+        self._capacity = 4 * flow.settings.delivery_threads  # results read and not yet finished
+        self._lock = threading.Lock()
+        self._in_flight: set[str] = set()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def round(self) -> int:
+        return self.run_once()
 
-    def _loop(self) -> None:
-        backoff = 0.5
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-                backoff = 0.5
-            except redis.RedisError as exc:
-                log.warning("result consumer: Redis unavailable (%s); retrying in %.1fs", exc, backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
-            except Exception:
-                log.exception("result consumer failed; continuing")
-                self._stop.wait(1.0)
-
-    # -- one round ------------------------------------------------------------------------
+    # -- reading ------------------------------------------------------------------------
     def run_once(self, block_ms: int = 1000) -> int:
-        """Retry due waiting results, then read new ones; returns how many were finished."""
-        done = 0
-        now = time.monotonic()
-        for pending in [p for p in self._pending.values() if p.next_try <= now]:
-            done += self._process(pending)
-        wait_ms = 100 if self._pending else block_ms
-        for entry in self._queue.read_results(RESULTS_GROUP, self.consumer, count=10, block_ms=wait_ms):
-            if entry.entry_id not in self._pending:  # a reclaim of one we are already retrying
-                done += self._process(_Pending(entry, time.monotonic(), 0.0))
-        return done
-
-    def _process(self, pending: _Pending) -> int:
-        entry = pending.entry
-        try:
-            self.deliver(entry.result, waited_s=time.monotonic() - pending.first_seen)
-        except _Wait:
-            pending.next_try = time.monotonic() + 0.2
-            self._pending[entry.entry_id] = pending
+        """Read a batch of results and hand each to its channel's lane; returns how many."""
+        room = self._capacity - self._flow.lanes.pending()
+        if room <= 0:
+            self._stop.wait(0.1)
             return 0
-        except (SlackClientError, OSError) as exc:  # SlackApiError is a SlackClientError; URLError an OSError
-            pending.attempts += 1
-            if _permanent(exc) or pending.attempts >= MAX_ATTEMPTS:
-                log.error("giving up on the reply for %s after %d attempt(s): %s",
-                          entry.result.key, pending.attempts, _describe(exc))
-            else:
-                log.warning("reply for %s failed (%s); retrying", entry.result.key, _describe(exc))
-                pending.next_try = time.monotonic() + 2.0 ** pending.attempts
-                self._pending[entry.entry_id] = pending
-                return 0
-        self._pending.pop(entry.entry_id, None)
-        self._queue.ack_result(RESULTS_GROUP, entry.entry_id)
-        return 1
+        entries = self._queue.read_results(RESULTS_GROUP, self.consumer, count=min(room, 10), block_ms=block_ms)
+        taken = 0
+        for entry in entries:
+            with self._lock:
+                if entry.entry_id in self._in_flight:  # our own, reclaimed while it is still being retried
+                    continue
+                self._in_flight.add(entry.entry_id)
+            self._flow.lanes.submit(entry.result.reply_to.channel or "-", functools.partial(self._process, entry))
+            taken += 1
+        return taken
 
-    def deliver(self, result: JobResult, waited_s: float = 0.0) -> None:
-        """Post one result's reply and pictures; safe to call again for the same result."""
-        channel = result.reply_to.channel
+    def _process(self, entry: ResultEntry) -> None:
+        key = entry.result.key
+        try:
+            if not self._lease(key):
+                log.info("result %s is being delivered by another consumer; leaving it", key)
+                return
+            try:
+                landing = self.deliver(entry.result)
+                self._redis_retry(lambda: self._queue.ack_result(RESULTS_GROUP, entry.entry_id))
+                if landing is not None:  # a dropped result's placeholder is whoever settled it's to untrack
+                    self._flow.tracker.forget(key)
+            finally:
+                self._release(key)
+        except Stopped:
+            log.info("stopping: result %s stays unacked for another consumer", key)
+        finally:
+            with self._lock:
+                self._in_flight.discard(entry.entry_id)
+
+    # -- one result ---------------------------------------------------------------------
+    def deliver(self, result: JobResult) -> Landing | None:
+        """The whole path of one result (see the module doc); safe to repeat. Returns where
+        the reply landed, None if the result was dropped."""
+        reply_to = result.reply_to
+        key = result.key
+        channel = reply_to.channel
         if not channel:
-            log.error("result %s has no channel to reply to; dropping it", result.key)
-            return
-        slot = self._placeholders.get(result.key)
-        if slot is None:
-            if waited_s < self._settings.placeholder_wait_s:
-                raise _Wait()
-            slot = self._placeholders.offer(result.key, Placeholders.GAVE_UP)
-        if slot == Placeholders.CANCELLED:
-            log.info("result %s: the question was cancelled (no placeholder could be posted)", result.key)
-            return
-        message = reply_message(result)
-        reply_ts: str | None
-        if slot == Placeholders.GAVE_UP:
-            reply_ts = self._post_fresh(result, channel, message)
-        else:
-            self._client.chat_update(channel=channel, ts=slot, **message.kwargs())
-            reply_ts = slot
-        thread_ts = result.reply_to.thread_ts or reply_ts
+            log.error("result %s has no channel to reply to; dropping it", key)
+            return None
+        if self._flow.tracker.state(key) is Local.SETTLED:
+            log.info("result %s dropped: its asker was already told %s", key, self._flow.tracker.reason(key))
+            return None
+        claimed = self._redis_retry(lambda: self._flow.outcomes.claim(key, Outcome.ANSWER))
+        if claimed is not Outcome.ANSWER:
+            log.info("result %s dropped: the question's outcome is already %r", key, claimed)
+            return None
+        heartbeat = self._heartbeat(key)
+        landing = self._flow.replier.settle(reply_to, tag(key), reply_message(result), heartbeat=heartbeat)
+        if landing.how == "nowhere":
+            return landing
+        thread_ts = reply_to.thread_ts or (landing.ts if landing.in_channel else None)
+        if result.images and thread_ts is not None:
+            self._pictures(result, channel, thread_ts, heartbeat)
+        elif result.images:
+            log.warning("result %s: the pictures have no thread to go to (%s)", key, landing.reason)
+        return landing
+
+    def _pictures(self, result: JobResult, channel: str, thread_ts: str, heartbeat: Callable[[], None]) -> None:
         for i, image in enumerate(result.images):
-            if not self._queue.claim_once(f"uploaded:{result.key}:{i}"):
+            done = f"uploaded:{result.key}:{i}"
+            if self._redis_retry(functools.partial(self._redis.exists, self._queue.keys.once(done))):
                 continue
-            self._client.files_upload_v2(
-                channel=channel, thread_ts=thread_ts, content=image.png,
-                filename=f"explanation-{i + 1}.png", title=_image_title(result, i), alt_txt=image.alt_text)
+            fresh = self._redis_retry(functools.partial(self._queue.claim_once, f"upload-started:{result.key}:{i}"))
+            title = f"Why this answer ({image.model})" if len(result.images) > 1 else "Why this answer"
+            try:
+                self._flow.replier.upload(channel, thread_ts, image.png, f"explanation-{tag(result.key)}-{i + 1}.png",
+                                          title, image.alt_text, look_first=not fresh, heartbeat=heartbeat)
+            except SlackFailed as exc:
+                log.warning("picture %d of %s not posted: %s", i + 1, result.key, exc.reason())
+                self._tell_picture_failed(result, exc)
+                return  # the same reason stops every other picture of this reply
+            self._redis_retry(functools.partial(self._queue.claim_once, done))
 
-    def _post_fresh(self, result: JobResult, channel: str, message: blocks.Message) -> str | None:
-        """The reply as a new message (the placeholder never appeared), at most once."""
-        if not self._queue.claim_once(f"posted:{result.key}"):
-            return None  # an earlier attempt posted it and died before recording where
-        response = self._client.chat_postMessage(channel=channel, thread_ts=result.reply_to.thread_ts,
-                                                 **message.kwargs())
-        self._placeholders.replace(result.key, response["ts"])
-        return str(response["ts"])
+    def _tell_picture_failed(self, result: JobResult, exc: SlackFailed) -> None:
+        reply_to = result.reply_to
+        message = blocks.error(f"I couldn't post the picture of the words that mattered: {exc.reason()}.")
+        try:
+            self._flow.replier.tell(reply_to.channel or "", reply_to.user, reply_to.thread_ts, message,
+                                    reply_to.response_url, window_s=0.0)
+        except SlackFailed as again:
+            log.warning("could not tell %s that the picture failed: %s", reply_to.user, again.reason())
 
+    # -- Redis, never fatal -------------------------------------------------------------
+    def _redis_retry(self, call: Callable[[], T]) -> T:
+        """`call()`, retried with backoff for every Redis error until it works or the process stops."""
+        backoff = 0.5
+        while True:
+            try:
+                return call()
+            except redis.RedisError as exc:
+                log.warning("Redis error while delivering (%s); retrying in %.1fs", exc, backoff)
+                self._flow.replier.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
 
-def _image_title(result: JobResult, index: int) -> str:
-    image = result.images[index]
-    return f"Why this answer ({image.model})" if len(result.images) > 1 else "Why this answer"
+    def _lease(self, key: str) -> bool:
+        """Take the delivery lease of `key`; False if another live consumer holds it."""
+        try:
+            previous = self._redis.set(self._queue.keys.delivering(key), self.consumer, nx=True,
+                                       ex=Keys.LEASE_TTL_S, get=True)
+        except redis.RedisError:
+            return True  # deliver anyway: every step is safe to repeat
+        return previous is None or previous == self.consumer
 
+    def _heartbeat(self, key: str) -> Callable[[], None]:
+        def renew() -> None:
+            try:
+                self._redis.set(self._queue.keys.delivering(key), self.consumer, ex=Keys.LEASE_TTL_S)
+            except redis.RedisError as exc:
+                log.debug("could not renew the lease of %s: %s", key, exc)
+        return renew
 
-def _permanent(exc: Exception) -> bool:
-    """An API error Slack will repeat however often we ask (not a rate limit or an outage)."""
-    if isinstance(exc, SlackApiError):
-        status = exc.response.status_code
-        return status < 500 and status != 429
-    return False
-
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, SlackApiError):
-        return f"Slack said {exc.response.get('error')!r} (HTTP {exc.response.status_code})"
-    return f"{type(exc).__name__}: {exc}"
-
+    def _release(self, key: str) -> None:
+        try:
+            self._redis.delete(self._queue.keys.delivering(key))
+        except redis.RedisError as exc:
+            log.debug("could not release the lease of %s (%s); it expires", key, exc)

@@ -2,26 +2,29 @@
 
 Files are untrusted input from anyone in the channel: the bot downloads them only from
 Slack's own file host (its token must never reach anyone else), refuses oversized files
-before downloading a byte, stops slow downloads at a deadline, and reads PDFs with pypdf
-under a page cap. Every failure becomes an `InputError` whose message tells the user what
-to do instead.
+before downloading a byte, and stops slow downloads at a deadline. PDFs are read by
+`bot.extract` in a child process with limits on CPU time, memory and wall-clock time, a few
+at a time. Text is read only up to what is left of the passage limit, so no more than a
+passage's worth of text is ever held, let alone cached or queued. Every failure becomes an
+`InputError` whose message tells the user what to do instead.
 """
 from __future__ import annotations
 
-import io
 import logging
+import threading
 import time
 import urllib.error
 import urllib.request
 from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
-from pypdf import PdfReader
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.extract import Extracted, PdfLimits, read_pdf
 from bot.settings import BotSettings
 from explain_core.errors import InputError
+from explain_core.settings import max_passage_chars
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,7 @@ PDF_FILETYPES = ("pdf",)
 SUPPORTED_HELP = "plain text (.txt), Markdown (.md) or a PDF with selectable text (.pdf)"
 
 _CHUNK = 64 * 1024
+SEPARATOR = "\n\n"  # between the pieces of one passage (the message's text, each file's)
 
 
 class NamedText(NamedTuple):
@@ -59,28 +63,46 @@ def _file_name(file: dict[str, Any]) -> str:
     return str(file.get("name") or file.get("title") or file.get("id") or "the file")
 
 
-def pdf_text(data: bytes, name: str, max_pages: int) -> str:
-    """The text layer of a PDF; InputError for scans, encrypted or broken files, or too many pages."""
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise InputError("pdf_encrypted", f"{name} is password-protected. Upload an unprotected copy.")
-        pages = len(reader.pages)
-        if pages > max_pages:
-            raise InputError("pdf_too_many_pages",
-                             f"{name} has {pages} pages; I read at most {max_pages}. "
-                             "Upload just the pages you are asking about.")
-        text = "\n".join(page.extract_text() or "" for page in reader.pages)
-    except InputError:
-        raise
-    except Exception:  # pypdf raises many types on malformed input; none of them is our bug
-        log.warning("could not parse PDF %s", name, exc_info=True)
-        raise InputError("pdf_unreadable", f"I could not read {name} as a PDF. Is the file damaged?") from None
-    if not text.strip():
+def _too_long(name: str, room: int) -> InputError:
+    """The refusal of a piece of text that does not fit in the `room` left of the passage limit."""
+    limit = max_passage_chars()
+    holds = "it holds" if room >= limit else "with the rest of the message it holds"
+    return InputError("passage_too_long", f"{name} is too large to read: {holds} more than {limit:,} characters, "
+                                          "the most I read. Upload or paste just the part you are asking about.")
+
+
+def pdf_text(data: bytes, name: str, limits: PdfLimits) -> str:
+    """The text layer of a PDF, at most `limits.max_chars` of it; InputError saying what to do
+    for scans, encrypted, broken, too long or too costly files."""
+    found = read_pdf(data, limits)
+    log.info("read %s: %s, %d pages, %d characters, %.2f s CPU, %.0f MB", name, found.outcome, found.pages,
+             len(found.text), found.cpu_s, found.peak_mb)
+    if found.outcome != "text":
+        raise _pdf_refusal(found, name, limits)
+    if not found.text.strip():
         raise InputError("pdf_no_text",
                          f"{name} has no text layer (it looks like a scan or images). "
                          "Run it through OCR first, or paste the text.")
-    return text
+    return found.text
+
+
+def _pdf_refusal(found: Extracted, name: str, limits: PdfLimits) -> InputError:
+    paste = "Paste the text you are asking about instead."
+    if found.outcome == "too_long":
+        return _too_long(name, limits.max_chars)
+    if found.outcome == "too_many_pages":
+        return InputError("pdf_too_many_pages", f"{name} has {found.pages} pages; I read at most {limits.max_pages}. "
+                                                "Upload just the pages you are asking about.")
+    if found.outcome == "encrypted":
+        return InputError("pdf_encrypted", f"{name} is encrypted with a password. Upload a copy without one, "
+                                           "or paste the text.")
+    if found.outcome == "too_slow":
+        return InputError("pdf_too_slow", f"{name} took too long to read (I give a PDF {limits.cpu_s} seconds "
+                                          "of work). " + paste)
+    if found.outcome == "too_big":
+        return InputError("pdf_too_big", f"{name} needs more memory to read than I give a PDF "
+                                         f"({limits.memory_mb} MB). " + paste)
+    return InputError("pdf_unreadable", f"I could not read {name} as a PDF. Is the file damaged?")
 
 
 def decode_text(data: bytes, name: str) -> str:
@@ -115,26 +137,38 @@ class FileReader:
         self._client = client
         self._settings = settings
         self._opener = urllib.request.build_opener(_SlackOnlyRedirects(settings.file_origins))
+        self._readers = threading.BoundedSemaphore(settings.pdf_readers)
 
-    def read_files(self, files: list[dict[str, Any]], *, required: bool = True) -> list[NamedText]:
+    def read_files(self, files: list[dict[str, Any]], *, required: bool = True, used: int = 0) -> list[NamedText]:
         """The text of each supported file, in order.
 
         Unsupported files (images, spreadsheets) are skipped when another file is readable;
         when none is, that is an error that says why if the files are `required` (the
-        passage has nothing else), and an empty list if not.
+        passage has nothing else), and an empty list if not. `used` characters of the
+        passage are taken already (the message's own text): each file gets what is left of
+        the passage limit, so reading stops as soon as the passage is full.
         """
         supported = [f for f in files if file_kind(f) is not None]
         if not supported and files and required:
             names = ", ".join(_file_name(f) for f in files)
             raise InputError("unsupported_file", f"I can't read {names}. I can read {SUPPORTED_HELP}.")
-        return [NamedText(_file_name(f), self.read_file(f)) for f in supported]
+        parts: list[NamedText] = []
+        for file in supported:
+            used += len(SEPARATOR) if used else 0
+            parts.append(NamedText(_file_name(file), self.read_file(file, max_passage_chars() - used)))
+            used += len(parts[-1].text)
+        return parts
 
-    def read_file(self, file: dict[str, Any]) -> str:
-        """Text of one Slack file object; size is checked against the cap before downloading."""
+    def read_file(self, file: dict[str, Any], room: int | None = None) -> str:
+        """Text of one Slack file object, refused if longer than `room` characters (default:
+        the passage limit); size is checked against the cap before downloading."""
         name = _file_name(file)
         kind = file_kind(file)
+        room = max_passage_chars() if room is None else room
         if kind is None:
             raise InputError("unsupported_file", f"I can't read {name}. I can read {SUPPORTED_HELP}.")
+        if room <= 0:
+            raise _too_long(name, room)
         if file.get("size") is None or not (file.get("url_private_download") or file.get("url_private")):
             file = self._file_info(file, name)
         size = int(file.get("size") or 0)
@@ -143,10 +177,26 @@ class FileReader:
                              f"{name} is {_megabytes(size)}; I read files up to "
                              f"{_megabytes(self._settings.max_file_bytes)}. Upload a shorter version.")
         data = self._download(str(file.get("url_private_download") or file.get("url_private")), name)
-        text = pdf_text(data, name, self._settings.max_pdf_pages) if kind == "pdf" else decode_text(data, name)
+        text = self._pdf_text(data, name, room) if kind == "pdf" else decode_text(data, name)
         if not text.strip():
             raise InputError("no_passage", f"{name} is empty.")
+        if len(text) > room:
+            raise _too_long(name, room)
         return text
+
+    def _pdf_text(self, data: bytes, name: str, room: int) -> str:
+        """`pdf_text` once one of the `pdf_readers` slots is free, so that a burst of PDFs
+        costs at most that many readers' memory at once."""
+        settings = self._settings
+        if not self._readers.acquire(timeout=settings.pdf_timeout_s):
+            raise InputError("pdf_busy", f"I'm reading other PDFs and couldn't get to {name} in time. "
+                                         "Please ask again in a minute.")
+        try:
+            return pdf_text(data, name, PdfLimits(max_chars=room, max_pages=settings.max_pdf_pages,
+                                                  cpu_s=settings.pdf_cpu_s, memory_mb=settings.pdf_memory_mb,
+                                                  timeout_s=settings.pdf_timeout_s))
+        finally:
+            self._readers.release()
 
     def _file_info(self, file: dict[str, Any], name: str) -> dict[str, Any]:
         """Full file object: events may carry only a stub (`file_access: check_file_info`)."""

@@ -1,34 +1,51 @@
-"""From a question to a queued job: validate, enqueue, post the placeholder.
+"""From a question to a queued job: validate, admit, post the placeholder, then enqueue.
 
 Every entry point (slash command, modal, mention, DM, message shortcut) ends here, so the
 rules are the same everywhere: a question and a passage are required, the passage is
 capped at the worker's own limit (`explain_core.settings.max_passage_chars`), a Slack
 retry never queues a second job, and a question that is not taken becomes a `Refusal`
-(bad input, a full queue, Redis down) whose message the listener shows to the user as an
-ephemeral message.
+whose message the listener shows to the user as an ephemeral message.
 
-The placeholder is posted after the job is queued (the queue tells how many are ahead),
-so a fast worker can finish before the placeholder exists. `Placeholders` is the small
-handshake that settles that race: the listener records the placeholder's ts with SET NX;
-the result consumer waits for it a little, then claims the slot itself and posts a fresh
-reply, and whichever side loses backs off (the listener deletes its late placeholder).
+The order is what keeps the reply flow free of races:
+
+1. `JobQueue.admit` (the asker's and the channel's limits) before anything is posted, so
+   a flood posts no placeholders; refusals here are ephemeral.
+2. The placeholder is posted; from then on it is tracked (`bot.tracking.Tracker`) until it
+   shows the question's one final outcome.
+3. The job is queued with the placeholder's ts in its reply address, so the delivery
+   always edits that message and never has to wait for it or post a second one.
+   A refusal from here on (duplicate, busy, limits, Redis down) edits the placeholder.
+
+A Redis error while queueing leaves it unknown whether the job was queued (Redis may have
+run the command and lost only the reply), so nothing is said then: the placeholder stays
+tracked, and the sweeper says "couldn't take it" only once Redis confirms the job is not
+there (or the answer arrives as usual).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import redis
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.documents import Document, Documents
-from explain_core.errors import InputError, Unavailable
-from explain_core.queue import JobOptions, JobQueue, Keys, ReplyTo
+from bot.replies import Replier, SlackFailed, tag
+from bot.tracking import Local, Outcome, Outcomes, Placeholder, Tracker
+from explain_core.errors import Busy, InputError, Limited, Refusal, Unavailable
+from explain_core.queue import JobOptions, JobQueue, Keys
 from explain_core.validation import validate
 
 log = logging.getLogger(__name__)
+
+# How long a listener retries Slack for the placeholder (and a refusal) before telling the
+# asker that Slack is failing: someone is waiting for it, and the listener holds a thread.
+LISTENER_RETRY_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -39,7 +56,9 @@ class Ask:
     trigger id or a view id), so Slack's retries map to the same job. `thread_ts` is where
     the reply goes; None posts the placeholder as a new message whose thread then holds
     the picture. `remember` caches the passage as that thread's document, so follow-up
-    mentions in the thread can ask about the same passage.
+    mentions in the thread can ask about the same passage; a `private` one answers only its
+    asker's follow-ups (bot.documents). `response_url` (slash command,
+    message shortcut) reaches the asker where the bot cannot post.
     """
 
     key: str
@@ -52,87 +71,160 @@ class Ask:
     options: JobOptions = field(default_factory=JobOptions)
     show_asker: bool = False
     remember: bool = False
+    private: bool = False  # the passage was typed where only the asker saw it (/explain, its form)
     sources: tuple[str, ...] = ("message",)
+    response_url: str | None = None
 
 
-class Placeholders:
-    """Where each job's reply lives (see the module doc): placeholder ts, or a state."""
+class _OneAtATime:
+    """A lock per name, created on first use and dropped when nobody holds or waits for it."""
 
-    GAVE_UP = "gave-up"  # the consumer stopped waiting and replies with a new message
-    CANCELLED = "cancelled"  # no placeholder could be posted; drop the result
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, list[int]]] = {}
 
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
-        self._redis = client
-        self._keys = keys
-
-    def get(self, key: str) -> str | None:
-        return self._redis.get(self._keys.placeholder(key))
-
-    def offer(self, key: str, value: str) -> str:
-        """Set the slot if empty; return what it holds now (ours, or the other side's)."""
-        if self._redis.set(self._keys.placeholder(key), value, nx=True, ex=Keys.PLACEHOLDER_TTL_S):
-            return value
-        current = self._redis.get(self._keys.placeholder(key))
-        return value if current is None else current
-
-    def replace(self, key: str, ts: str) -> None:
-        """Point the slot at the consumer's own reply, so a redelivery updates it in place."""
-        self._redis.set(self._keys.placeholder(key), ts, ex=Keys.PLACEHOLDER_TTL_S)
+    @contextlib.contextmanager
+    def hold(self, name: str) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.setdefault(name, (threading.Lock(), [0]))
+            users[0] += 1
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                users[0] -= 1
+                if not users[0]:
+                    del self._locks[name]
 
 
 class Intake:
-    """Queues validated questions and posts their placeholders."""
+    """Queues validated questions behind their placeholders (see the module doc)."""
 
-    def __init__(self, queue: JobQueue, client: WebClient, documents: Documents,
-                 placeholders: Placeholders) -> None:
+    def __init__(self, queue: JobQueue, replier: Replier, tracker: Tracker, outcomes: Outcomes,
+                 documents: Documents, deadline_s: float) -> None:
         self._queue = queue
-        self._client = client
+        self._replier = replier
+        self._tracker = tracker
+        self._outcomes = outcomes
         self._documents = documents
-        self._placeholders = placeholders
+        self._deadline_s = deadline_s
+        self._askers = _OneAtATime()
 
-    def first_delivery(self, key: str) -> bool:
-        """False if the Slack event whose job key is `key` was already handled (a retry): it
-        must do nothing, not even repeat an error message. If Redis is down the event is
-        handled, and the enqueue will say so."""
+    def first_delivery(self, key: str, token: str) -> bool:
+        """False if the Slack event whose job key is `key` was already taken by another
+        delivery of it (a retry): it must do nothing, not even repeat an error message.
+
+        `token` is unique to this delivery of the event: the claim stores it (SET NX GET), so
+        a claim that redis-py repeated after a lost reply still reads as ours. If Redis is
+        down the event is handled, and the intake will say that Redis is down."""
         try:
-            return self._queue.claim_once(key, ttl_s=Keys.EVENT_TTL_S)
+            previous = cast("str | None", self._queue.redis.set(self._queue.keys.once(key), token, nx=True,
+                                                                ex=Keys.EVENT_TTL_S, get=True))
         except redis.RedisError:
             return True
+        return previous is None or previous == token
 
     def submit(self, ask: Ask) -> None:
-        """Validate, enqueue, post the placeholder. Raises a Refusal for the user."""
+        """Validate, admit, post the placeholder, enqueue. Raises a Refusal for the user while
+        nothing is posted; afterwards every outcome is shown in the placeholder.
+
+        One person's questions go through this one at a time in a process, so that a flood
+        cannot slip several questions past `admit` before the first is queued: each is refused
+        ephemerally, without a placeholder. (`enqueue` enforces the limits atomically too, for
+        questions racing in from another process; such a loser's placeholder shows the refusal.)"""
         validate(ask.question, ask.passage)
-        reply_to = ReplyTo(team=ask.team, channel=ask.channel, thread_ts=ask.thread_ts, user=ask.user,
-                           question=blocks.shorten(ask.question, blocks.QUESTION_SHOWN_MAX),
-                           asker=ask.user if ask.show_asker else None)
+        with self._askers.hold(f"{ask.team}:{ask.user}"):
+            self._submit(ask)
+
+    def _submit(self, ask: Ask) -> None:
         try:
-            queued = self._queue.enqueue(ask.key, ask.question, ask.passage, ask.options, reply_to)
+            self._queue.admit(ask.user, ask.channel, ask.team)
+            waiting = self._queue.depth()
         except redis.RedisError as exc:
-            log.warning("enqueue failed: Redis unavailable (%s)", exc)
+            log.warning("admit failed: Redis unavailable (%s)", exc)
             raise Unavailable() from None
-        if queued.duplicate:
-            log.info("job %s is a duplicate (a retried request); nothing to do", ask.key)
-            return
-        message = blocks.placeholder(ask.question, reply_to.asker, queued.ahead)
+        asker = ask.user if ask.show_asker else None
+        question = blocks.shorten(ask.question, blocks.QUESTION_SHOWN_MAX)
         try:
-            ts = self._client.chat_postMessage(channel=ask.channel, thread_ts=ask.thread_ts, **message.kwargs())["ts"]
-        except SlackApiError as exc:
-            self._placeholders.offer(ask.key, Placeholders.CANCELLED)
-            raise InputError("cannot_post", f"I can't post in this conversation (Slack said: "
-                                            f"{exc.response.get('error')}). Invite me with `/invite @explain`, "
-                                            "or ask me in a direct message.") from None
-        if self._placeholders.offer(ask.key, ts) != ts:
-            # The answer was faster and went out as its own message: this placeholder is stale.
-            self._client.chat_delete(channel=ask.channel, ts=ts)
+            ts = self._replier.post(ask.channel, ask.thread_ts, blocks.placeholder(ask.question, asker, waiting),
+                                    tag(ask.key), kind="placeholder",
+                                    window_s=min(LISTENER_RETRY_S, self._replier.window_s))
+        except SlackFailed as exc:
+            raise _cannot_post(exc) from None
+        now = time.time()
+        placeholder = Placeholder(key=ask.key, team=ask.team, channel=ask.channel, ts=ts, user=ask.user,
+                                  question=question, posted_at=now, deadline=now + self._deadline_s,
+                                  thread_ts=ask.thread_ts, asker=asker, response_url=ask.response_url)
+        self._tracker.begin(placeholder)
+        try:
+            owner = self._tracker.track(placeholder)
+        except redis.RedisError as exc:  # no job can exist yet: say so in the placeholder
+            log.warning("could not record the placeholder of %s: Redis unavailable (%s)", ask.key, exc)
+            self._tracker.drop(ask.key)
+            self._refuse(placeholder, Unavailable().message)
+            return
+        if owner is not None:
+            log.info("job %s already has its placeholder %s; %s is a duplicate", ask.key, owner.ts, ts)
+            self._tracker.drop(ask.key)
+            self._refuse(placeholder, "You asked this already: the answer comes in my first reply.",
+                         icon=":information_source:")
+            return
+        self._enqueue(ask, placeholder)
+
+    def _enqueue(self, ask: Ask, placeholder: Placeholder) -> None:
+        try:
+            queued = self._queue.enqueue(ask.key, ask.question, ask.passage, ask.options, placeholder.reply_to())
+        except (Busy, Limited) as exc:
+            try:
+                self._outcomes.claim(ask.key, Outcome.REFUSED)  # nothing was queued; stops any stray answer
+            except redis.RedisError:
+                pass
+            if self._refuse(placeholder, exc.message[0].upper() + exc.message[1:] + "."):
+                self._tracker.forget(ask.key)
+            else:
+                self._tracker.mark(ask.key, Local.WAITING)  # the sweeper says it, once Slack works
+            return
+        except redis.RedisError as exc:
+            log.warning("enqueue of %s failed: Redis unavailable (%s); the sweeper will settle it", ask.key, exc)
+            self._tracker.mark(ask.key, Local.UNCERTAIN)
+            return
+        # A duplicate here is this submit's own job: any other delivery of the same Slack request
+        # lost the placeholder record above. It happens when redis-py repeats an enqueue whose
+        # reply was lost, so it is the same job, with this placeholder in its reply address.
+        log.info("job %s queued%s behind %d", ask.key, " (repeated)" if queued.duplicate else "", queued.ahead)
+        self._tracker.mark(ask.key, Local.WAITING)
         if ask.remember:
             try:
-                self._documents.remember(ask.team, ask.channel, ask.thread_ts or ts, Document(ask.passage, ask.sources))
+                self._documents.remember(ask.team, ask.channel, ask.thread_ts or placeholder.ts,
+                                         Document(ask.passage, ask.sources,
+                                                  private_to=ask.user if ask.private else None))
             except Unavailable:  # the job is queued; only follow-up questions lose the cache
                 log.warning("could not cache the passage for the thread: Redis unavailable")
 
-    def tell(self, channel: str, user: str, thread_ts: str | None, message: blocks.Message) -> None:
-        """An ephemeral message only `user` sees; failures are logged (there is no one else to tell)."""
+    def _refuse(self, placeholder: Placeholder, message: str, icon: str = ":warning:") -> bool:
+        """Turn the placeholder into a refusal; False if no way to the asker worked (the
+        placeholder then stays tracked and the sweeper says it later)."""
+        landing = self._replier.settle(placeholder.reply_to(), tag(placeholder.key),
+                                       blocks.outcome(placeholder.question, placeholder.asker, message, icon),
+                                       window_s=min(LISTENER_RETRY_S, self._replier.window_s))
+        return landing.how != "nowhere"
+
+    def tell(self, channel: str, user: str, thread_ts: str | None, message: blocks.Message,
+             response_url: str | None = None) -> None:
+        """A message only `user` sees (ephemeral, else through `response_url`); failures are
+        logged, since there is no one else to tell."""
         try:
-            self._client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread_ts, **message.kwargs())
-        except SlackApiError as exc:
-            log.warning("could not send an ephemeral message in %s: %s", channel, exc.response.get("error"))
+            self._replier.tell(channel, user, thread_ts, message, response_url,
+                               window_s=min(LISTENER_RETRY_S, self._replier.window_s))
+        except SlackFailed as exc:
+            log.warning("could not tell %s in %s: %s", user, channel, exc.reason())
+
+
+def _cannot_post(exc: SlackFailed) -> Refusal:
+    """Why there is no placeholder, for the asker: the conversation is closed to the bot, or
+    Slack is failing (then nothing was queued, and asking again later works)."""
+    if exc.failure.transient:
+        return InputError("slack_failing", f"{exc.reason()}, so I couldn't take your question. "
+                                           "Please ask again in a few minutes.")
+    return InputError("cannot_post", f"I can't post here: {exc.reason()}.")

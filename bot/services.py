@@ -1,12 +1,13 @@
-"""The long-lived objects the listeners share, handed to them through Bolt's context.
+"""The long-lived objects of one bot process: what listeners use, and the reply flow.
 
 Listeners keep the starter template's `register(app)` shape, so they cannot close over
-these; a global middleware puts one `Services` in every request's context instead. It
-holds only what listeners use: the queue, Redis and the result consumer stay with whoever
-started the process (`bot.app.start`), so no listener reaches Redis or a key name.
+these; a global middleware puts one `Services` in every request's context instead.
+Listeners use `client` (forms), `intake` and `documents`; `flow` is for the process's
+result consumer and sweeper (`bot.app.start`), so no listener reaches Redis or a key name.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,44 +21,74 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 from bot.documents import Documents
 from bot.files import FileReader
-from bot.intake import Intake, Placeholders
+from bot.intake import Intake
+from bot.replies import Lanes, Replier
 from bot.settings import BotSettings
+from bot.tracking import Outcomes, Tracker
 from explain_core.queue import JobQueue
 
 CONTEXT_KEY = "qa_services"
+REPLY_TIMEOUT_S = 30  # a slow Slack that still answers is waited for, rather than asked twice
 
 
-def web_client(settings: BotSettings) -> WebClient:
-    """The Web API client: base URL from SLACK_API_URL, and slack_sdk's own retry handlers
-    for connection errors, rate limits (429, honouring Retry-After) and 5xx."""
-    return WebClient(
-        token=settings.bot_token,
-        base_url=settings.api_url,
-        timeout=15,
-        retry_handlers=[
-            ConnectionErrorRetryHandler(max_retry_count=2),
-            RateLimitErrorRetryHandler(max_retry_count=3),
-            ServerErrorRetryHandler(max_retry_count=2),
-        ],
-    )
+def web_client(settings: BotSettings, *, retries: bool = True, timeout: int = 15) -> WebClient:
+    """The Web API client: base URL from SLACK_API_URL. With `retries`, slack_sdk's own retry
+    handlers for connection errors, rate limits (429, honouring Retry-After) and 5xx, for the
+    idempotent reads of listeners; the reply flow has its own, longer policy (`bot.replies`)."""
+    handlers = [
+        ConnectionErrorRetryHandler(max_retry_count=2),
+        RateLimitErrorRetryHandler(max_retry_count=3),
+        ServerErrorRetryHandler(max_retry_count=2),
+    ] if retries else []
+    return WebClient(token=settings.bot_token, base_url=settings.api_url, timeout=timeout, retry_handlers=handlers)
+
+
+@dataclass(frozen=True)
+class ReplyFlow:
+    """What posts, tracks and settles replies; one per process, shared by the intake, the
+    result consumer (`bot.delivery`) and the sweeper (`bot.sweeper`). `close()` stops their
+    retries and lanes."""
+
+    queue: JobQueue
+    settings: BotSettings
+    replier: Replier
+    tracker: Tracker
+    outcomes: Outcomes
+    lanes: Lanes
+    stopping: threading.Event
+
+    @classmethod
+    def create(cls, settings: BotSettings, queue: JobQueue) -> ReplyFlow:
+        stopping = threading.Event()
+        client = web_client(settings, retries=False, timeout=REPLY_TIMEOUT_S)
+        return cls(queue=queue, settings=settings,
+                   replier=Replier(client, settings.api_url, settings.slack_retry_s, stopping),
+                   tracker=Tracker(queue.redis, queue.keys), outcomes=Outcomes(queue.redis, queue.keys),
+                   lanes=Lanes(settings.delivery_threads), stopping=stopping)
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.lanes.close()
 
 
 @dataclass(frozen=True)
 class Services:
     """`client` for what listeners ask Slack directly (opening forms), `intake` to queue a
     question and tell the user, `documents` for the passages of threads, files and the
-    message shortcut."""
+    message shortcut; `flow` for the process's consumer and sweeper."""
 
     client: WebClient
     intake: Intake
     documents: Documents
+    flow: ReplyFlow
 
     @classmethod
     def create(cls, settings: BotSettings, queue: JobQueue) -> Services:
         client = web_client(settings)
         documents = Documents(FileReader(client, settings), client, queue.redis, queue.keys, settings.doc_cache_ttl_s)
-        intake = Intake(queue, client, documents, Placeholders(queue.redis, queue.keys))
-        return cls(client, intake, documents)
+        flow = ReplyFlow.create(settings, queue)
+        intake = Intake(queue, flow.replier, flow.tracker, flow.outcomes, documents, settings.reply_deadline_s)
+        return cls(client, intake, documents, flow)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Services:
         # Bolt deep-copies the context for lazy listeners; these objects are thread-safe

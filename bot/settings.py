@@ -18,6 +18,7 @@ from explain_core.settings import Env
 
 MODES = ("socket", "http")
 SLACK_FILE_HOST = "files.slack.com"
+SETUP_SECTION = 'README.md, "Set up the Slack app"'  # where a person finds each token (tests/test_readme.py)
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,24 @@ class BotSettings:
     namespace: str = defaults.NAMESPACE
     max_file_bytes: int = defaults.MAX_FILE_BYTES
     max_pdf_pages: int = defaults.MAX_PDF_PAGES
+    pdf_cpu_s: int = defaults.PDF_CPU_S
+    pdf_memory_mb: int = defaults.PDF_MEMORY_MB
+    pdf_timeout_s: float = defaults.PDF_TIMEOUT_S
+    pdf_readers: int = defaults.PDF_READERS
     download_timeout_s: float = defaults.DOWNLOAD_TIMEOUT_S
     doc_cache_ttl_s: int = defaults.DOC_CACHE_TTL_S
-    placeholder_wait_s: float = defaults.PLACEHOLDER_WAIT_S
+    max_per_user: int = defaults.MAX_PER_USER
+    max_per_channel: int = defaults.MAX_PER_CHANNEL
+    reply_deadline_s: float = defaults.REPLY_DEADLINE_S
+    slack_retry_s: float = defaults.SLACK_RETRY_S
+    delivery_threads: int = defaults.DELIVERY_THREADS
+    sweep_interval_s: float = defaults.SWEEP_INTERVAL_S
+    lost_grace_s: float = defaults.LOST_GRACE_S
+    bind_host: str = defaults.BIND_HOST
+    web_concurrency: int = defaults.WEB_CONCURRENCY
+    http_max_body_bytes: int = defaults.HTTP_MAX_BODY_BYTES
+    http_timeout_s: float = defaults.HTTP_TIMEOUT_S
+    http_buffer_bytes: int = defaults.HTTP_BUFFER_BYTES
 
     def __repr__(self) -> str:
         return (f"BotSettings(mode={self.mode!r}, api_url={self.api_url!r}, port={self.port}, "
@@ -51,8 +67,13 @@ class BotSettings:
 
         SLACK_BOT_TOKEN always; SLACK_APP_TOKEN in Socket Mode (BOT_MODE=socket, the default);
         SLACK_SIGNING_SECRET in HTTP mode (BOT_MODE=http). Optional: SLACK_API_URL, PORT,
-        REDIS_URL, QA_NAMESPACE, QA_MAX_FILE_BYTES, QA_MAX_PDF_PAGES, QA_DOWNLOAD_TIMEOUT_S,
-        QA_DOC_CACHE_TTL_S, QA_PLACEHOLDER_WAIT_S; defaults in `explain_core.defaults`.
+        REDIS_URL, QA_NAMESPACE, QA_MAX_FILE_BYTES, QA_MAX_PDF_PAGES, QA_PDF_CPU_S,
+        QA_PDF_MEMORY_MB, QA_PDF_TIMEOUT_S, QA_PDF_READERS, QA_DOWNLOAD_TIMEOUT_S,
+        QA_DOC_CACHE_TTL_S, QA_MAX_PER_USER, QA_MAX_PER_CHANNEL, QA_REPLY_DEADLINE_S, QA_SLACK_RETRY_S,
+        QA_DELIVERY_THREADS; HTTP mode
+        only: BIND_HOST, WEB_CONCURRENCY,
+        QA_HTTP_MAX_BODY_BYTES, QA_HTTP_TIMEOUT_S, QA_HTTP_BUFFER_BYTES (see `bot.http`);
+        defaults in `explain_core.defaults`.
         """
         env = Env(environ)
         mode = env.choice("BOT_MODE", defaults.BOT_MODE, MODES)
@@ -83,9 +104,22 @@ class BotSettings:
             namespace=settings.namespace(env),
             max_file_bytes=env.integer("QA_MAX_FILE_BYTES", defaults.MAX_FILE_BYTES, low=1),
             max_pdf_pages=env.integer("QA_MAX_PDF_PAGES", defaults.MAX_PDF_PAGES, low=1),
+            pdf_cpu_s=env.integer("QA_PDF_CPU_S", defaults.PDF_CPU_S, low=1),
+            pdf_memory_mb=env.integer("QA_PDF_MEMORY_MB", defaults.PDF_MEMORY_MB, low=128),
+            pdf_timeout_s=env.number("QA_PDF_TIMEOUT_S", defaults.PDF_TIMEOUT_S, low=1.0),
+            pdf_readers=env.integer("QA_PDF_READERS", defaults.PDF_READERS, low=1),
             download_timeout_s=env.number("QA_DOWNLOAD_TIMEOUT_S", defaults.DOWNLOAD_TIMEOUT_S, low=0.1),
             doc_cache_ttl_s=env.integer("QA_DOC_CACHE_TTL_S", defaults.DOC_CACHE_TTL_S, low=1),
-            placeholder_wait_s=env.number("QA_PLACEHOLDER_WAIT_S", defaults.PLACEHOLDER_WAIT_S, low=0.0),
+            max_per_user=env.integer("QA_MAX_PER_USER", defaults.MAX_PER_USER, low=1),
+            max_per_channel=env.integer("QA_MAX_PER_CHANNEL", defaults.MAX_PER_CHANNEL, low=1),
+            reply_deadline_s=env.number("QA_REPLY_DEADLINE_S", defaults.REPLY_DEADLINE_S, low=1.0),
+            slack_retry_s=env.number("QA_SLACK_RETRY_S", defaults.SLACK_RETRY_S, low=0.0),
+            delivery_threads=env.integer("QA_DELIVERY_THREADS", defaults.DELIVERY_THREADS, low=1),
+            bind_host=env.text("BIND_HOST", defaults.BIND_HOST),
+            web_concurrency=env.integer("WEB_CONCURRENCY", defaults.WEB_CONCURRENCY, low=1),
+            http_max_body_bytes=env.integer("QA_HTTP_MAX_BODY_BYTES", defaults.HTTP_MAX_BODY_BYTES, low=1),
+            http_timeout_s=env.number("QA_HTTP_TIMEOUT_S", defaults.HTTP_TIMEOUT_S, low=0.1),
+            http_buffer_bytes=env.integer("QA_HTTP_BUFFER_BYTES", defaults.HTTP_BUFFER_BYTES, low=1),
         )
 
     @property

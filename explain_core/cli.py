@@ -7,6 +7,7 @@ out, with the model loaded once. Input the user got wrong exits 2 with a one-lin
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import os
@@ -19,9 +20,11 @@ from explain_core import defaults
 from explain_core.errors import ConfigError, InputError
 from explain_core.explanation import Explanation
 from explain_core.present.summary import summarize
-from explain_core.settings import DecodeSettings, compare_models, default_model
+from explain_core.settings import DecodeSettings, compare_models, default_model, max_passage_chars
 
 TOP_WORDS = 8
+JSON_CHARS_PER_CHAR = 12  # the longest JSON spelling of one character: a surrogate pair, \ud83d\ude00
+JSONL_LINE_SLACK = 64 * 1024  # the question, the id and the JSON around the passage
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,16 +71,73 @@ def _passage(args: argparse.Namespace, stdin: TextIO) -> str:
         raise InputError("bad_file", "standard input is not UTF-8 text") from None
 
 
-def _jsonl_items(handle: TextIO) -> Iterator[tuple[Any, str, str]]:
-    for number, line in enumerate(handle, 1):
+def _jsonl_lines(handle: TextIO, limit: int) -> Iterator[tuple[int, str | None]]:
+    """Each line with its number, or None for a line over `limit` characters, which is
+    skipped without ever being held whole (a file of one endless line costs `limit`)."""
+    number = 0
+    while True:
+        try:
+            line = handle.readline(limit + 1)
+        except UnicodeDecodeError:
+            raise InputError("bad_file", f"line {number + 1} of the --jsonl input is not UTF-8 text") from None
+        if not line:
+            return
+        number += 1
+        if len(line) > limit and not line.endswith("\n"):
+            while line and not line.endswith("\n"):
+                line = handle.readline(limit + 1)
+            yield number, None
+        else:
+            yield number, line
+
+
+def _jsonl_records(handle: TextIO) -> Iterator[tuple[int, Any, str, str] | dict[str, Any]]:
+    """One item per non-blank line: (line, id, question, passage), or the error record
+    that stands in its place in the output."""
+    limit = JSON_CHARS_PER_CHAR * max_passage_chars() + JSONL_LINE_SLACK
+    for number, line in _jsonl_lines(handle, limit):
+        if line is None:
+            yield _error_record(None, InputError("bad_jsonl", f"line {number} is over {limit:,} characters"))
+            continue
         if not line.strip():
             continue
         try:
             item = json.loads(line)
-            yield item.get("id"), item["question"], item["passage"]
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
-            raise InputError("bad_jsonl",
-                             f"line {number}: expected a JSON object with 'question' and 'passage'") from None
+        except json.JSONDecodeError:
+            item = None
+        if isinstance(item, dict) and "question" in item and "passage" in item:
+            yield number, item.get("id"), item["question"], item["passage"]
+        else:
+            yield _error_record(item.get("id") if isinstance(item, dict) else None, InputError(
+                "bad_jsonl", f"line {number}: expected a JSON object with 'question' and 'passage'"))
+
+
+def _error_record(item_id: Any, error: InputError) -> dict[str, Any]:
+    record: dict[str, Any] = {"id": item_id} if item_id is not None else {}
+    record["error"] = {"code": error.code, "message": error.message}
+    return record
+
+
+def _run_jsonl(handle: TextIO, stdout: TextIO, qa: Any, method: str, settings: DecodeSettings) -> None:
+    """Answer `--jsonl` input in chunks of `defaults.JSONL_CHUNK` lines, writing each chunk's results
+    as soon as they are ready: memory is bounded by the chunk, not by the input's length."""
+    from explain_core.engine import explain_batch
+
+    records = _jsonl_records(handle)
+    while chunk := list(itertools.islice(records, defaults.JSONL_CHUNK)):
+        items = [r for r in chunk if isinstance(r, tuple)]
+        outcomes = iter(explain_batch([(q, p) for _, _, q, p in items], model=qa, method=method, settings=settings)
+                        if items else [])
+        for record in chunk:
+            if isinstance(record, tuple):
+                result = next(outcomes)
+                item_id = record[1]
+                if isinstance(result, InputError):
+                    record = _error_record(item_id, result)
+                else:
+                    record = {"id": item_id, **result.to_dict()} if item_id is not None else result.to_dict()
+            stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        stdout.flush()
 
 
 def _human(exp: Explanation) -> str:
@@ -109,21 +169,13 @@ def run(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Text
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
     args = _parser().parse_args(argv)
     settings = DecodeSettings(handle_impossible_answer=not args.no_null)
-    from explain_core.engine import explain, explain_batch, load_model
+    from explain_core.engine import explain, load_model
 
     if args.jsonl is not None:
+        qa = load_model(args.model or default_model())
         handle = stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8")
         with handle:
-            items = list(_jsonl_items(handle))
-        qa = load_model(args.model or default_model())
-        outcomes = explain_batch([(q, p) for _, q, p in items], model=qa, method=args.method, settings=settings)
-        for (item_id, _, _), result in zip(items, outcomes):
-            record: dict[str, Any] = {"id": item_id} if item_id is not None else {}
-            if isinstance(result, InputError):
-                record["error"] = {"code": result.code, "message": result.message}
-            else:
-                record.update(result.to_dict())
-            stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+            _run_jsonl(handle, stdout, qa, args.method, settings)
         return 0
 
     if not args.question:

@@ -9,15 +9,23 @@ from __future__ import annotations
 # -- shared by the bot, the worker and the CLI --------------------------------------------
 REDIS_URL = "redis://localhost:6379/0"  # REDIS_URL
 NAMESPACE = "qa"  # QA_NAMESPACE: the prefix of every Redis key (explain_core.queue.keys)
-MODEL = "distilbert-base-cased-distilled-squad"  # QA_MODEL: hub name or local folder
+# QA_MODEL: hub name or local folder. A SQuAD 2.0 model, so it can say "no answer" (SQuAD 1.1 models always
+# answer something); it ships TensorFlow weights (tf_model.h5). SQuAD 2.0 dev: EM 79.9, F1 82.9 (its model card).
+MODEL = "deepset/roberta-base-squad2"
 METHOD = "vanilla"  # the saliency method when none is named (the seed's)
 MAX_PASSAGE_CHARS = 200_000  # QA_MAX_PASSAGE_CHARS: a long report, not a book
 PRECISION = "float32"  # QA_PRECISION: float32 answers equal the pipeline's; or bfloat16
 MODEL_CACHE = 4  # QA_MODEL_CACHE: models kept loaded per process (each costs its weights)
+TOKEN_BUDGET_CPU = 8192  # QA_TOKEN_BUDGET: tokens per forward batch on a CPU (21 windows of 384)
+TOKEN_BUDGET_GPU = 65_536  # QA_TOKEN_BUDGET on a machine with a GPU
+JSONL_CHUNK = 16  # qa-explain --jsonl: lines answered together, then written (enough to share passes)
+EAGER_CALLS = 8  # calls of each model graph run eagerly before it is traced (a trace costs seconds)
 
 # -- the queue (Redis) ----------------------------------------------------------------------
 MAX_BACKLOG = 10_000  # unfinished jobs before new ones are refused as busy
 RESULT_RECLAIM_S = 60.0  # a result left unacked this long by a dead bot goes to another
+MAX_PER_USER = 3  # QA_MAX_PER_USER: unanswered questions one person may have (one runs, the rest wait)
+MAX_PER_CHANNEL = 20  # QA_MAX_PER_CHANNEL: unanswered questions in one channel or DM
 
 # -- the worker -------------------------------------------------------------------------------
 BATCH_SIZE = 8  # QA_BATCH_SIZE: jobs answered together in shared forward passes
@@ -31,6 +39,30 @@ PORT = 3000  # PORT: HTTP mode, path /slack/events
 SLACK_API_URL = "https://slack.com/api/"  # SLACK_API_URL: tests point it at a local fake
 MAX_FILE_BYTES = 10 * 1024 * 1024  # QA_MAX_FILE_BYTES: checked before downloading a byte
 MAX_PDF_PAGES = 50  # QA_MAX_PDF_PAGES
+# A PDF is read in a child process with these limits (bot/extract.py); a file that needs more is refused.
+PDF_CPU_S = 5  # QA_PDF_CPU_S: CPU seconds to read one PDF (an honest 50-page report needs under 1)
+PDF_MEMORY_MB = 512  # QA_PDF_MEMORY_MB: address space of the reading process (Python and pypdf take ~55)
+PDF_TIMEOUT_S = 10.0  # QA_PDF_TIMEOUT_S: wall-clock time to read one PDF, and to wait for a free reader
+PDF_READERS = 2  # QA_PDF_READERS: PDFs read at once by one bot process, so a burst costs at most this many
 DOWNLOAD_TIMEOUT_S = 10.0  # QA_DOWNLOAD_TIMEOUT_S: total time for one file download
 DOC_CACHE_TTL_S = 24 * 3600  # QA_DOC_CACHE_TTL_S: how long a thread's document is kept
-PLACEHOLDER_WAIT_S = 10.0  # QA_PLACEHOLDER_WAIT_S: how long a result waits for its placeholder
+REPLY_DEADLINE_S = 600.0  # QA_REPLY_DEADLINE_S: a question not answered this long after its placeholder
+#                            was posted is told so by the sweeper (and a later answer is dropped)
+SLACK_RETRY_S = 600.0  # QA_SLACK_RETRY_S: how long a reply keeps retrying Slack 5xx, timeouts and 429s
+#                        before the next way of reaching the asker is tried
+DELIVERY_THREADS = 8  # QA_DELIVERY_THREADS: replies posted at once (one at a time per channel)
+SWEEP_INTERVAL_S = 5.0  # how often the sweeper looks at the placeholders awaiting an answer
+LOST_GRACE_S = 60.0  # a placeholder this old whose job Redis does not know is reported lost
+
+# -- the bot's HTTP mode (bot/http.py) ------------------------------------------------------------
+BIND_HOST = "0.0.0.0"  # BIND_HOST: Slack (through a TLS proxy) must reach it; every request is signed
+WEB_CONCURRENCY = 1  # WEB_CONCURRENCY: serving processes, each with its own result consumer
+# QA_HTTP_MAX_BODY_BYTES: larger requests are refused (413) from their Content-Length, unread.
+# A message shortcut carries the whole message twice (text and blocks), URL-encoded: up to ~0.7 MB
+# for a 40,000-character message (Slack's longest) in a non-Latin script; everything else is a few KB.
+HTTP_MAX_BODY_BYTES = 1024 * 1024
+HTTP_TIMEOUT_S = 5.0  # QA_HTTP_TIMEOUT_S: a request's headers, then its body, must each arrive within this
+HTTP_BUFFER_BYTES = 32 * 1024 * 1024  # QA_HTTP_BUFFER_BYTES: request bodies held at once, all connections
+
+# -- the worker's metrics --------------------------------------------------------------------------
+METRICS_HOST = "127.0.0.1"  # QA_METRICS_HOST: /metrics is unauthenticated, so loopback unless told

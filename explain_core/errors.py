@@ -5,6 +5,7 @@
     │   │                  stable name for programs, `message` is shown to the person as is
     │   ├── InputError     the input is wrong: fix it and ask again (empty, too long, unknown model)
     │   ├── Busy           the job queue is at its cap: ask again in a few minutes
+    │   ├── Limited        this person (or channel) already has its share of questions waiting
     │   └── Unavailable    the job queue (Redis) cannot be reached: ask again later
     ├── SchemaError        a queue message that is not JSON, lacks a field or has an unknown version
     └── ConfigError        a setting (environment variable) is missing or malformed
@@ -41,6 +42,18 @@ class Busy(Refusal):
         super().__init__("queue_full", f"the service is busy ({ahead:,} questions waiting); "
                                        "try again in a few minutes")
         self.ahead = ahead
+
+
+class Limited(Refusal):
+    """One asker (code "user_limit") or one channel ("channel_limit") already has `limit`
+    questions unanswered. Refused before anything is posted, so a flood costs the channel
+    nothing and never sits in front of other people's questions."""
+
+    def __init__(self, code: str, limit: int) -> None:
+        who = "you have" if code == "user_limit" else "this channel has"
+        super().__init__(code, f"{who} {limit} question{'s' if limit != 1 else ''} waiting for an answer "
+                               "already; ask again when one of them is answered")
+        self.limit = limit
 
 
 class Unavailable(Refusal):

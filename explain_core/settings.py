@@ -87,6 +87,12 @@ def max_passage_chars(env: Env | None = None) -> int:
     return (env or Env()).integer("QA_MAX_PASSAGE_CHARS", defaults.MAX_PASSAGE_CHARS, low=1)
 
 
+def token_budget(default: int, env: Env | None = None) -> int:
+    """`QA_TOKEN_BUDGET`: tokens (rows x padded length) in one forward batch; bounds the
+    engine's peak memory whatever the passage length or the number of questions."""
+    return (env or Env()).integer("QA_TOKEN_BUDGET", default, low=1)
+
+
 def precision(env: Env | None = None) -> str:
     """`QA_PRECISION`: "float32" (answers equal to the pipeline's) or "bfloat16".
 

@@ -6,14 +6,34 @@ No TensorFlow here: the bot imports this module.
 """
 from __future__ import annotations
 
+import re
+
 from explain_core.errors import InputError
 from explain_core.settings import max_passage_chars
+
+# A letter or a digit in any script (`\w` without the underscore): text without one has
+# nothing a tokenizer turns into words (only zero-width, control, combining or punctuation
+# characters), and the model fails on it.
+_READABLE = re.compile(r"[^\W_]")
+# Half of a UTF-16 pair on its own: not a character, cannot be encoded as UTF-8 (what a
+# tokenizer needs); it arrives from JSON escapes or from bytes a terminal could not decode.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _unreadable(field: str, text: str) -> InputError | None:
+    if _LONE_SURROGATE.search(text):
+        return InputError(f"invalid_{field}", f"The {field} holds a broken character (half of a UTF-16 pair) "
+                                              "and cannot be read: copy it again from its source.")
+    if not _READABLE.search(text):
+        return InputError(f"unreadable_{field}", f"The {field} has no letters or digits, only invisible, control "
+                                                 "or combining characters: write it in words.")
+    return None
 
 
 def question_problem(question: object) -> InputError | None:
     if not isinstance(question, str) or not question.strip():
         return InputError("empty_question", "The question is empty: write a question about the passage.")
-    return None
+    return _unreadable("question", question)
 
 
 def passage_problem(passage: object) -> InputError | None:
@@ -23,7 +43,7 @@ def passage_problem(passage: object) -> InputError | None:
     if len(passage) > limit:
         return InputError("passage_too_long", f"The passage has {len(passage):,} characters; the limit is {limit:,}. "
                                               "Send just the part that holds the answer.")
-    return None
+    return _unreadable("passage", passage)
 
 
 def problems(question: object, passage: object) -> dict[str, InputError]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -113,3 +114,48 @@ def test_long_question_is_truncated_with_a_warning(tiny_model_dir, caplog):
     assert result["question_truncated"] is True
     assert "truncated to 64" in caplog.text
     assert max(t["end"] for t in result["tokens"] if t["segment"] == "question") < len(question)
+
+
+def test_jsonl_streams_results_before_the_input_ends(tiny_model_dir):
+    """A reader still writing its input already gets the first chunk's results: nothing waits
+    for the end of the input, so memory does not grow with the number of lines."""
+    import select
+    import threading
+
+    from explain_core import defaults
+
+    read_fd, write_fd = os.pipe()
+    out_read_fd, out_write_fd = os.pipe()
+    with open(read_fd, encoding="utf-8") as stdin, open(out_write_fd, "w", encoding="utf-8") as stdout, \
+            open(write_fd, "w", encoding="utf-8") as feed, open(out_read_fd, encoding="utf-8") as results:
+        worker = threading.Thread(target=run, args=(["--jsonl", "-", "--model", str(tiny_model_dir)], stdin, stdout))
+        worker.start()
+        line = json.dumps({"question": "Who built it?", "passage": PASSAGE}) + "\n"
+        feed.write(line * defaults.JSONL_CHUNK)
+        feed.flush()
+        ready, _, _ = select.select([results], [], [], 120)  # the input is still open
+        if not ready:
+            feed.close()
+            pytest.fail("no result before the end of the input")
+        first = [json.loads(results.readline()) for _ in range(defaults.JSONL_CHUNK)]
+        assert all(r["answer"] == PASSAGE[r["start"]:r["end"]] for r in first)
+        feed.write(line)
+        feed.close()
+        worker.join(timeout=120)
+        stdout.close()
+        assert len(results.read().splitlines()) == 1
+
+
+def test_jsonl_bad_and_endless_lines_become_error_records_in_place(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("QA_MAX_PASSAGE_CHARS", "100")
+    good = json.dumps({"id": "ok", "question": "Who built it?", "passage": "Robert Stevenson built it."})
+    path = tmp_path / "batch.jsonl"
+    path.write_text("\n".join([
+        good, "{not json", json.dumps({"id": 3, "question": "no passage"}), "x" * 2_000_000, good]) + "\n",
+        encoding="utf-8")
+    out = io.StringIO()
+    assert run(["--jsonl", str(path), "--model", str(tiny_model_dir)], stdout=out) == 0
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r.get("id") for r in records] == ["ok", None, 3, None, "ok"]
+    assert [r.get("error", {}).get("code") for r in records] == [None, "bad_jsonl", "bad_jsonl", "bad_jsonl", None]
+    assert "line 4 is over" in records[3]["error"]["message"]

@@ -9,16 +9,20 @@ until decoding, so a gradient for every window would be wasted.
 """
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import tensorflow as tf
 
+from explain_core import defaults
 from explain_core.engine.decode import Candidate, decode
 from explain_core.engine.model import QAModel
 from explain_core.engine.saliency.base import AttributionContext
 from explain_core.engine.windows import Windows, make_windows
-from explain_core.settings import DecodeSettings
+from explain_core.settings import DecodeSettings, token_budget
 
 
 @dataclass
@@ -61,31 +65,74 @@ class Located:
         return ctx
 
 
-def answer_passes(qa: QAModel, all_windows: list[Windows], settings: DecodeSettings) -> list[AnswerPass]:
-    """Run the model once over the windows of several questions: single-window questions
-    together through the fused answer+gradient graph, the rest through the forward graph."""
+def answer_passes(qa: QAModel, all_windows: list[Windows], settings: DecodeSettings,
+                  budget: int | None = None) -> list[AnswerPass]:
+    """Run the model over the windows of several questions: single-window questions
+    through the fused answer+gradient graph, the rest through the forward graph, each in
+    batches of at most `budget` tokens (rows x padded length; default `default_budget()`), so
+    peak memory is set by configuration, not by the passage's length or the batch's size."""
+    budget = budget or default_budget()
     passes: list[AnswerPass | None] = [None] * len(all_windows)
     single = [i for i, w in enumerate(all_windows) if len(w) == 1]
-    if single:
-        batch = _stack([all_windows[i] for i in single])
+    for group in _groups([(i, 0, 1) for i in single], all_windows, budget):
+        chosen = [i for i, _, _ in group]
+        batch = _stack([all_windows[i] for i in chosen])
         start, end, starts, ends, grads = qa.answer_and_gradient(
             batch.input_ids, batch.attention_mask, batch.token_type_ids, batch.allowed,
             np.int32(settings.max_answer_len), np.bool_(settings.handle_impossible_answer))
         start, end, grads = start.numpy(), end.numpy(), grads.numpy()
-        for row, i in enumerate(single):
+        for row, i in enumerate(chosen):
             n = all_windows[i].input_ids.shape[1]
             passes[i] = AnswerPass(all_windows[i], start[row:row + 1, :n], end[row:row + 1, :n],
                                    (int(starts[row]), int(ends[row])), grads[row, :n])
     rest = [i for i in range(len(all_windows)) if passes[i] is None]
-    if rest:
-        batch = _stack([all_windows[i] for i in rest])
+    starts_of: dict[int, list[np.ndarray]] = {i: [] for i in rest}
+    ends_of: dict[int, list[np.ndarray]] = {i: [] for i in rest}
+    for group in _groups([(i, 0, len(all_windows[i])) for i in rest], all_windows, budget):
+        batch = _stack([all_windows[i].rows(lo, hi) for i, lo, hi in group])
         start, end = (t.numpy() for t in qa.logits(batch.input_ids, batch.attention_mask, batch.token_type_ids))
         row = 0
-        for i in rest:
-            count, n = all_windows[i].input_ids.shape
-            passes[i] = AnswerPass(all_windows[i], start[row:row + count, :n], end[row:row + count, :n])
-            row += count
+        for i, lo, hi in group:
+            n = all_windows[i].input_ids.shape[1]
+            starts_of[i].append(start[row:row + hi - lo, :n])
+            ends_of[i].append(end[row:row + hi - lo, :n])
+            row += hi - lo
+    for i in rest:
+        passes[i] = AnswerPass(all_windows[i], np.concatenate(starts_of[i]), np.concatenate(ends_of[i]))
     return [p for p in passes if p is not None]
+
+
+def default_budget() -> int:
+    """Tokens per forward batch: `QA_TOKEN_BUDGET`, else a default sized for this machine's
+    accelerator (a GPU holds a far larger batch than a CPU gains from)."""
+    return token_budget(defaults.TOKEN_BUDGET_GPU if _has_gpu() else defaults.TOKEN_BUDGET_CPU)
+
+
+@functools.cache
+def _has_gpu() -> bool:
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+def _groups(pieces: list[tuple[int, int, int]], all_windows: list[Windows],
+            budget: int) -> Iterator[list[tuple[int, int, int]]]:
+    """Pack (question, first row, end row) pieces, in order, into batches whose rows times
+    padded length stay within `budget`, splitting a question's windows where they must (a
+    batch holds at least one row, whatever the budget)."""
+    group: list[tuple[int, int, int]] = []
+    rows = width = 0
+    for i, lo, hi in pieces:
+        length = all_windows[i].input_ids.shape[1]
+        while lo < hi:
+            wide = max(width, length)
+            fit = min(hi - lo, budget // wide - rows) if group else max(1, min(hi - lo, budget // length))
+            if fit <= 0:
+                yield group
+                group, rows, width = [], 0, 0
+                continue
+            group.append((i, lo, lo + fit))
+            rows, width, lo = rows + fit, wide, lo + fit
+    if group:
+        yield group
 
 
 def _stack(parts: list[Windows]) -> Windows:

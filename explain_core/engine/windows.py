@@ -6,7 +6,7 @@ Long passages become overlapping windows (stride); each window keeps its tokeniz
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from tokenizers import Encoding
@@ -25,7 +25,7 @@ class Windows:
     input_ids: np.ndarray
     attention_mask: np.ndarray
     token_type_ids: np.ndarray
-    p_mask: np.ndarray  # 1 where a token cannot be part of an answer (pipeline convention)
+    p_mask: np.ndarray  # 1 where a token cannot be part of an answer (the pipeline's rule, quirks included)
     encodings: list[Encoding]
     question: str  # the question text the model saw (truncated if it was too long)
     question_truncated: bool
@@ -34,13 +34,21 @@ class Windows:
     def __len__(self) -> int:
         return len(self.encodings)
 
+    def rows(self, lo: int, hi: int) -> Windows:
+        """Windows `lo`..`hi` only (views, not copies): a long passage's windows go through
+        the model in several batches."""
+        return replace(self, input_ids=self.input_ids[lo:hi], attention_mask=self.attention_mask[lo:hi],
+                       token_type_ids=self.token_type_ids[lo:hi], p_mask=self.p_mask[lo:hi],
+                       encodings=self.encodings[lo:hi])
+
     @property
     def lengths(self) -> np.ndarray:
         return self.attention_mask.sum(axis=1)
 
     @property
     def allowed(self) -> np.ndarray:
-        """1.0 where the pipeline lets a token into the softmax (context tokens and [CLS])."""
+        """1.0 where the pipeline lets a token into the softmax (context tokens and [CLS]; every
+        token when the question comes last)."""
         return ((1 - self.p_mask) & self.attention_mask).astype(np.float32)
 
     def passage_segment(self) -> int:
@@ -92,7 +100,9 @@ def make_windows(tokenizer: PreTrainedTokenizerFast, question: str, passage: str
         input_ids[row, :n] = ids
         attention[row, :n] = 1
         token_types[row, :n] = encoded["token_type_ids"][row]
-        p_mask[row, :n] = sequence_ids(encoded[row]) != passage_index  # NaN (special) != index too
+        # The pipeline's p_mask: the question and the special tokens (NaN != index too) when the
+        # question comes first; nothing when it comes last (XLNet), where every token is in the softmax.
+        p_mask[row, :n] = sequence_ids(encoded[row]) != passage_index if question_first else 0
         if tokenizer.cls_token_id is not None:
             p_mask[row, :n][np.asarray(ids) == tokenizer.cls_token_id] = 0
     return Windows(

@@ -2,7 +2,9 @@
 
 Words are whitespace-separated runs of the original text, found through each token's
 character offsets, so the same code serves WordPiece, byte-level BPE and SentencePiece
-(their own notions of "word" differ; what a reader sees as a word does not).
+(their own notions of "word" differ; what a reader sees as a word does not). A token belongs
+to the word of its first non-space character: SentencePiece ("▁word") and GPT-2-style
+("Ġword") pieces carry the space before the word in their offsets.
 """
 from __future__ import annotations
 
@@ -27,6 +29,19 @@ def _normalise(values: np.ndarray) -> np.ndarray:
     return values / peak if peak > 0 else np.zeros_like(values)
 
 
+def _trimmed(offsets: np.ndarray, segment: np.ndarray, real: np.ndarray, texts: tuple[str, str]) -> np.ndarray:
+    """Token offsets without the whitespace at either end (a token of whitespace only becomes
+    empty); only the tokens that have any (one character is checked first) are sliced."""
+    trimmed = offsets.copy()
+    for i, ((start, end), seg, is_real) in enumerate(zip(offsets.tolist(), segment.tolist(), real.tolist())):
+        text = texts[seg]
+        if is_real and start < end and (text[start].isspace() or text[end - 1].isspace()):
+            piece = text[start:end]
+            start += len(piece) - len(piece.lstrip())
+            trimmed[i] = start, max(start, end - (len(piece) - len(piece.rstrip())))
+    return trimmed
+
+
 def attributions(raw: np.ndarray, encoding: Encoding, question_first: bool, question: str, passage: str,
                  signed: bool) -> tuple[list[Attribution], list[Attribution]]:
     """Normalised token and word attributions for the tokens of one window.
@@ -35,10 +50,10 @@ def attributions(raw: np.ndarray, encoding: Encoding, question_first: bool, ques
     seed divides by the maximum; special tokens are left out so [CLS]/[SEP] never set the
     scale). Words aggregate by sum when signed and by L2 norm otherwise.
     """
-    offsets = np.array(encoding.offsets, dtype=np.int64).reshape(-1, 2)
     seq = sequence_ids(encoding)
     texts = (question, passage)
     segment = np.where(seq == (0 if question_first else 1), 0, 1)  # index into texts / SEGMENTS
+    offsets = _trimmed(np.array(encoding.offsets, dtype=np.int64).reshape(-1, 2), segment, ~np.isnan(seq), texts)
     word = np.full(len(offsets), -1)
     spans: list[tuple[int, int, int]] = []  # (segment, start, end) of each word
     for seg in (0, 1):

@@ -46,6 +46,10 @@ class ReplyTo:
 
     `thread_ts` None means "start a thread under the placeholder"; `question` is the question
     as the reply quotes it (shortened); `asker` is set when the reply names who asked.
+    `ts` is the placeholder the bot posted before queueing: the answer always replaces it.
+    `response_url` (a slash command's or a message shortcut's) is the way left to reach the
+    asker when the bot cannot post in the conversation; Slack accepts it for 30 minutes.
+    Both are optional so that messages written before them still read.
     """
 
     team: str | None = None
@@ -54,6 +58,8 @@ class ReplyTo:
     user: str | None = None
     question: str | None = None
     asker: str | None = None
+    ts: str | None = None
+    response_url: str | None = None
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import redis
 
 from explain_core import defaults, settings
-from explain_core.errors import Busy, SchemaError
+from explain_core.errors import Busy, Limited, SchemaError
 from explain_core.queue.keys import WORKER_GROUP, Keys
 from explain_core.queue.messages import DeadLetter, Job, JobOptions, JobResult, ReplyTo
 
@@ -30,29 +30,74 @@ PASSAGE_INLINE_BYTES = 8 * 1024
 
 T = TypeVar("T")
 
-# Atomic so that a crash or a dropped connection can never leave the dedup key set
-# without its job (the user's retry would be refused and the question lost), and so that
-# `ahead` is counted at the instant the job joins the stream.
-_ENQUEUE = """
--- KEYS: jobs stream, dedup key, passage key
--- ARGV: job json, dedup ttl, max backlog, stream ttl, passage json or '', payload ttl, group
+# Fair share: each asker (team:user) has at most one job in the jobs stream. Their further
+# questions wait in their own list and join the tail of the stream one at a time, as the one
+# before finishes, so the stream serves askers round robin and one person's backlog never sits
+# in front of anyone else's first question. `push` is shared by both scripts below.
+_PUSH = """
+local function push(jobs, item, active, held, maxlen, stream_ttl, line_ttl)
+  local f = cjson.decode(item)
+  local id = redis.call('XADD', jobs, 'MAXLEN', '~', maxlen, '*', 'job', f.job, 'key', f.key,
+                        'active', active, 'held', held, 'load', f.load)
+  redis.call('EXPIRE', jobs, stream_ttl)
+  if active ~= '' then redis.call('SET', active, f.key, 'EX', line_ttl) end
+  return id
+end
+"""
+
+# Atomic so that a crash or a dropped connection can never leave the dedup key set without
+# its job (the user's retry would be refused and the question lost), so that the limits
+# cannot be raced past, and so that `ahead` is counted at the instant the job joins.
+_ENQUEUE = _PUSH + """
+-- KEYS: jobs stream, dedup key, passage key, asker's active key, asker's held list, channel load
+-- ARGV: 1 job json, 2 dedup ttl, 3 max backlog, 4 stream ttl, 5 passage json or '', 6 payload ttl,
+--       7 group, 8 job key, 9 now (s), 10 per-asker limit, 11 per-channel limit, 12 line ttl,
+--       13 '1' if the job has an asker, 14 '1' if it has a channel
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'duplicate'} end
 local ahead = redis.call('XLEN', KEYS[1])
 if ahead >= tonumber(ARGV[3]) then return {'full', ahead} end
+local active, held, load = '', '', ''
+if ARGV[14] == '1' then
+  load = KEYS[6]
+  redis.call('ZREMRANGEBYSCORE', load, '-inf', ARGV[9])
+  if redis.call('ZCARD', load) >= tonumber(ARGV[11]) then return {'channel_limit', ARGV[11]} end
+end
+local running, waiting = false, 0
+if ARGV[13] == '1' then
+  active, held = KEYS[4], KEYS[5]
+  running = redis.call('EXISTS', active) == 1
+  waiting = redis.call('LLEN', held)
+  if (running and 1 or 0) + waiting >= tonumber(ARGV[10]) then return {'user_limit', ARGV[10]} end
+end
 redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
 if ARGV[5] ~= '' then redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[6]) end
 redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[7], '0', 'MKSTREAM')
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'job', ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-return {'queued', id, ahead}
+if load ~= '' then
+  redis.call('ZADD', load, tonumber(ARGV[9]) + tonumber(ARGV[12]), ARGV[8])
+  redis.call('EXPIRE', load, ARGV[12])
+end
+local item = cjson.encode({job = ARGV[1], key = ARGV[8], load = load})
+if running or waiting > 0 then
+  if not running then  -- the asker's job in the stream was lost: the oldest waiting one goes in
+    push(KEYS[1], redis.call('LPOP', held), active, held, ARGV[3], ARGV[4], ARGV[12])
+    waiting = waiting - 1
+  end
+  redis.call('RPUSH', held, item)
+  redis.call('EXPIRE', held, ARGV[12])
+  return {'held', '', ahead + waiting + 1}
+end
+return {'queued', push(KEYS[1], item, active, held, ARGV[3], ARGV[4], ARGV[12]), ahead}
 """
 
-# Result (and dead letter) written, then the job acked and deleted, as one step. The
-# `done` marker makes it idempotent: a retry after a lost reply, or a second worker that
-# computed the same reclaimed job, acks without adding a second result.
-_FINISH = """
+# Result (and dead letter) written, the asker's next question let into the stream, then the
+# job acked and deleted, as one step. The `done` marker makes it idempotent: a retry after a
+# lost reply, or a second worker that computed the same reclaimed job, acks without adding a
+# second result or releasing a second question. Dead letters are trimmed by age (MINID), so
+# a new failure never extends how long an old one is kept.
+_FINISH = _PUSH + """
 -- KEYS: jobs stream, results stream, dead stream, done marker
--- ARGV: group, job id, result json or '', dead letter json or '', max len, stream ttl, marker ttl
+-- ARGV: 1 group, 2 job id, 3 result json or '', 4 dead letter json or '', 5 max len, 6 stream ttl,
+--       7 marker ttl, 8 line ttl, 9 oldest dead letter id to keep
 local first = redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[7])
 if first then
   if ARGV[3] ~= '' then
@@ -60,8 +105,23 @@ if first then
     redis.call('EXPIRE', KEYS[2], ARGV[6])
   end
   if ARGV[4] ~= '' then
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'dead', ARGV[4])
+    redis.call('XADD', KEYS[3], 'MINID', ARGV[9], '*', 'dead', ARGV[4])
+    redis.call('XTRIM', KEYS[3], 'MAXLEN', '~', ARGV[5])
     redis.call('EXPIRE', KEYS[3], ARGV[6])
+  end
+  local entry = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])[1]
+  if entry then
+    local f = {}
+    for i = 1, #entry[2], 2 do f[entry[2][i]] = entry[2][i + 1] end
+    if f.load and f.load ~= '' then redis.call('ZREM', f.load, f.key) end
+    if f.active and f.active ~= '' then
+      local current = redis.call('GET', f.active)
+      if current == f.key or not current then
+        redis.call('DEL', f.active)
+        local nxt = redis.call('LPOP', f.held)
+        if nxt then push(KEYS[1], nxt, f.active, f.held, ARGV[5], ARGV[6], ARGV[8]) end
+      end
+    end
   end
 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
@@ -73,7 +133,8 @@ return 0
 
 @dataclass(frozen=True)
 class Enqueued:
-    """`job_id` is None for a duplicate; `ahead` counts jobs not finished when this one joined."""
+    """`job_id` is None for a duplicate, and for a question held behind the asker's previous
+    one (it joins the stream when that one finishes); `ahead` counts the jobs before it."""
 
     job_id: str | None
     ahead: int
@@ -110,13 +171,23 @@ class Finished:
 @dataclass(frozen=True)
 class QueueStats:
     """The health of the jobs stream: `waiting` not yet delivered, `in_progress` delivered
-    but not finished (includes jobs of dead workers until reclaimed)."""
+    but not finished (includes jobs of dead workers until reclaimed), `workers` alive (a
+    heartbeat within their visibility timeout)."""
 
     waiting: int
     in_progress: int
-    consumers: int
+    workers: int
     dead_letters: int
     results_waiting: int
+
+
+def _asker(team: str | None, user: str | None) -> str | None:
+    """Who a job's place in line belongs to; None for a caller that is not a Slack user."""
+    return f"{team or '-'}:{user}" if user else None
+
+
+def _channel(team: str | None, channel: str | None) -> str | None:
+    return f"{team or '-'}:{channel}" if channel else None
 
 
 def consumer_name() -> str:
@@ -134,10 +205,13 @@ class JobQueue:
     """
 
     def __init__(self, client: redis.Redis, namespace: str = defaults.NAMESPACE, *,
-                 max_backlog: int = defaults.MAX_BACKLOG, result_reclaim_s: float = defaults.RESULT_RECLAIM_S) -> None:
+                 max_backlog: int = defaults.MAX_BACKLOG, result_reclaim_s: float = defaults.RESULT_RECLAIM_S,
+                 max_per_user: int = defaults.MAX_PER_USER, max_per_channel: int = defaults.MAX_PER_CHANNEL) -> None:
         self._client = client
         self.keys = Keys(namespace)
         self.max_backlog = max_backlog
+        self.max_per_user = max_per_user
+        self.max_per_channel = max_per_channel
         self.result_reclaim_ms = int(result_reclaim_s * 1000)
         self._enqueue = client.register_script(_ENQUEUE)
         self._finish = client.register_script(_FINISH)
@@ -166,12 +240,32 @@ class JobQueue:
         return f"{kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}/{kwargs.get('db', 0)}"
 
     # -- bot side ---------------------------------------------------------------------
+    def admit(self, user: str | None, channel: str | None, team: str | None = None) -> None:
+        """Raise `Limited` if this asker or channel already has its share of unanswered
+        questions. A cheap check before anything is posted in Slack; `enqueue` enforces the
+        same limits atomically, so a race past this check is still refused."""
+        now = time.time()
+        pipe = self._client.pipeline(transaction=False)
+        asker, load = _asker(team, user), _channel(team, channel)
+        if asker:
+            pipe.exists(self.keys.active(asker))
+            pipe.llen(self.keys.held(asker))
+        if load:
+            pipe.zcount(self.keys.channel_load(load), now, "+inf")
+        counts = pipe.execute()
+        if asker and counts[0] + counts[1] >= self.max_per_user:
+            raise Limited("user_limit", self.max_per_user)
+        if load and counts[-1] >= self.max_per_channel:
+            raise Limited("channel_limit", self.max_per_channel)
+
     def enqueue(self, key: str, question: str, passage: str, options: JobOptions,
                 reply_to: ReplyTo) -> Enqueued:
         """Add a job unless `key` was enqueued in the last hour.
 
-        Raises `Busy` when `max_backlog` jobs are unfinished, rather than letting the
-        stream cap silently drop the oldest ones.
+        Raises `Busy` when `max_backlog` jobs are unfinished, rather than letting the stream
+        cap silently drop the oldest ones, and `Limited` when the asker (`reply_to.team` +
+        `user`) or the channel is at its limit. An asker's job beyond their first waits
+        outside the stream until the one before it finishes (see `_PUSH`).
         """
         if not key:
             raise ValueError("enqueue needs a non-empty idempotency key")
@@ -182,15 +276,26 @@ class JobQueue:
             ref = self.keys.passage(digest)
         job = Job(key=key, question=question, options=options, reply_to=reply_to, enqueued_at=time.time(),
                   passage=None if ref else passage, passage_ref=ref)
+        asker, load = _asker(reply_to.team, reply_to.user), _channel(reply_to.team, reply_to.channel)
         reply = self._enqueue(
-            keys=[self.keys.jobs, self.keys.dedup(key), ref or self.keys.passage("-")],
+            keys=[self.keys.jobs, self.keys.dedup(key), ref or self.keys.passage("-"),
+                  self.keys.active(asker or "-"), self.keys.held(asker or "-"), self.keys.channel_load(load or "-")],
             args=[job.to_json(), Keys.DEDUP_TTL_S, self.max_backlog, Keys.STREAM_TTL_S, stored if ref else "",
-                  Keys.PAYLOAD_TTL_S, WORKER_GROUP])
+                  Keys.PAYLOAD_TTL_S, WORKER_GROUP, key, time.time(), self.max_per_user, self.max_per_channel,
+                  Keys.LINE_TTL_S, "1" if asker else "0", "1" if load else "0"])
         if reply[0] == "duplicate":
             return Enqueued(job_id=None, ahead=0, duplicate=True)
         if reply[0] == "full":
             raise Busy(int(reply[1]))
-        return Enqueued(job_id=reply[1], ahead=int(reply[2]), duplicate=False)
+        if reply[0] in ("user_limit", "channel_limit"):
+            raise Limited(reply[0], int(reply[1]))
+        return Enqueued(job_id=reply[1] or None, ahead=int(reply[2]), duplicate=False)
+
+    def known(self, key: str) -> bool:
+        """Whether Redis still has a trace of the job enqueued under `key` (its dedup marker
+        lives an hour): False means it was never queued or Redis lost it (a restart without
+        persistence), and its asker must be told."""
+        return bool(self._client.exists(self.keys.dedup(key)))
 
     def read_results(self, group: str, consumer: str, count: int = 10, block_ms: int = 1000) -> list[ResultEntry]:
         """Results for `consumer` of the bot's `group`: first those a dead consumer left
@@ -235,6 +340,7 @@ class JobQueue:
         (it died, or hangs), with their delivery counts (this delivery included)."""
         entries = self._in_group(self.keys.jobs, WORKER_GROUP, lambda: self._autoclaim(
             self.keys.jobs, WORKER_GROUP, consumer, min_idle_ms, count))
+        self._forget_dead_workers(min_idle_ms)
         if not entries:
             return []
         pipe = self._client.pipeline(transaction=False)
@@ -270,6 +376,7 @@ class JobQueue:
         Per job this is atomic and idempotent; the returned flags say which jobs got their
         result from this call (False: another delivery of the same job got there first).
         """
+        oldest_dead = f"{int((time.time() - Keys.DEAD_RETENTION_S) * 1000)}-0"
         pipe = self._client.pipeline(transaction=False)
         for item in finished:
             self._finish(
@@ -277,14 +384,30 @@ class JobQueue:
                       self.keys.done(item.entry_id)],
                 args=[WORKER_GROUP, item.entry_id, item.result.to_json() if item.result else "",
                       item.dead.to_json() if item.dead else "", self.max_backlog, Keys.STREAM_TTL_S,
-                      Keys.PAYLOAD_TTL_S],
+                      Keys.PAYLOAD_TTL_S, Keys.LINE_TTL_S, oldest_dead],
                 client=pipe)
         return [bool(flag) for flag in pipe.execute()]
+
+    def _forget_dead_workers(self, min_idle_ms: int) -> None:
+        """Remove workers silent for `min_idle_ms` that hold no job (a live worker reads every
+        `QA_BLOCK_MS`; a killed one's jobs have just been reclaimed), so the group lists the
+        living and `qa-worker --check` tells the truth."""
+        for row in self._client.xinfo_consumers(self.keys.jobs, WORKER_GROUP):
+            if row["pending"] == 0 and row["idle"] >= min_idle_ms:
+                self._client.xgroup_delconsumer(self.keys.jobs, WORKER_GROUP, row["name"])
+
+    def heartbeat(self, consumer: str, ttl_s: float) -> None:
+        """This worker is alive for `ttl_s` more seconds (its visibility timeout: after that its
+        jobs are taken over anyway). Redis lists a consumer only once it has been delivered
+        something, so a live idle worker is known by this key, not by the group."""
+        self._client.set(self.keys.worker(consumer), "1", px=max(1, int(ttl_s * 1000)))
 
     def leave(self, consumer: str) -> None:
         """Remove a worker from the group, unless it still holds jobs (deleting a consumer
         would drop its pending entries, and with them the only trace of those jobs)."""
-        if not self._client.xpending_range(self.keys.jobs, WORKER_GROUP, "-", "+", 1, consumername=consumer):
+        self._client.delete(self.keys.worker(consumer))
+        if not self._in_group(self.keys.jobs, WORKER_GROUP, lambda: self._client.xpending_range(
+                self.keys.jobs, WORKER_GROUP, "-", "+", 1, consumername=consumer)):
             self._client.xgroup_delconsumer(self.keys.jobs, WORKER_GROUP, consumer)
 
     # -- operations -------------------------------------------------------------------
@@ -301,8 +424,9 @@ class JobQueue:
         pipe.xlen(self.keys.results)
         length, groups, dead, results = pipe.execute()
         group = next(g for g in groups if g["name"] == WORKER_GROUP)
+        workers = sum(1 for _ in self._client.scan_iter(self.keys.worker("*"), count=1000))
         return QueueStats(waiting=length - group["pending"], in_progress=group["pending"],
-                          consumers=group["consumers"], dead_letters=dead, results_waiting=results)
+                          workers=workers, dead_letters=dead, results_waiting=results)
 
     def dead_letters(self, count: int = 100) -> list[DeadLetter]:
         """The newest dead letters first."""

@@ -54,9 +54,10 @@ class Answerer:
         self.batch = batch
 
     def warm_up(self) -> None:
-        """Load the default model and trace its main graph, so that the first user does not
-        wait for it (tracing takes seconds; the rarer multi-window graphs trace on first use)."""
-        explain_core.explain("Is this a warm-up?", "This is a warm-up.", model=self.model)
+        """Load the default model, trace its graphs and answer once, so that the first user
+        does not wait for any of it (a trace takes seconds)."""
+        explain_core.load_model(self.model).trace()
+        explain_core.explain("Is this a warm-up?", "This is a warm-up.", model=self.model, faithfulness=True)
 
     def answer(self, ready: Sequence[Ready]) -> list[JobResult | Exception]:
         """A result per job, or the exception that the model raised on it (to retry)."""

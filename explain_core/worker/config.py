@@ -25,6 +25,7 @@ class WorkerConfig:
     max_attempts: int
     block_ms: int
     metrics_port: int | None
+    metrics_host: str
     test_pause_s: float
 
     def __repr__(self) -> str:  # the Redis URL may hold a password
@@ -36,7 +37,8 @@ class WorkerConfig:
         """REDIS_URL, QA_NAMESPACE, QA_MODEL, QA_MODELS (comma-separated, the models of a
         comparison), QA_BATCH_SIZE, QA_VISIBILITY_TIMEOUT_S (must exceed the slowest job),
         QA_MAX_ATTEMPTS, QA_BLOCK_MS (also how soon SIGTERM is noticed when idle),
-        QA_METRICS_PORT (unset: no metrics server); defaults in `explain_core.defaults`.
+        QA_METRICS_PORT (unset: no metrics server), QA_METRICS_HOST (the address it listens on,
+        loopback by default); defaults in `explain_core.defaults`.
         The engine's QA_MODEL_CACHE caps how many models stay loaded.
 
         QA_WORKER_TEST_PAUSE_S (tests only) sleeps that long after reading a batch, before
@@ -54,5 +56,6 @@ class WorkerConfig:
             max_attempts=env.integer("QA_MAX_ATTEMPTS", defaults.MAX_ATTEMPTS, low=1),
             block_ms=env.integer("QA_BLOCK_MS", defaults.BLOCK_MS, low=1),
             metrics_port=env.integer("QA_METRICS_PORT", 0, low=0) or None,
+            metrics_host=env.text("QA_METRICS_HOST", defaults.METRICS_HOST),
             test_pause_s=env.number("QA_WORKER_TEST_PAUSE_S", 0.0, low=0.0),
         )

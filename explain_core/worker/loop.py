@@ -6,12 +6,17 @@ then acks the job (in one atomic step, see `JobQueue.finish`). What can go wrong
 happens then:
 
 - a job with bad input: an error result with the `InputError`'s code and message;
-- a job on which the model raises: retried at once on this worker (its Redis delivery count
-  goes up), and after `QA_MAX_ATTEMPTS` deliveries dead-lettered with an error result;
+- a job on which the model raises: dead-lettered at once with an error result when the failure
+  is deterministic (the same input would fail again); a transient one (out of memory, a
+  resource busy) is retried at once on this worker (its Redis delivery count goes up), and
+  after `QA_MAX_ATTEMPTS` deliveries dead-lettered;
 - the worker dies mid-job: the job stays pending; after `QA_VISIBILITY_TIMEOUT_S` another
   worker reclaims it (and dead-letters it if it has already used up its deliveries);
 - SIGTERM/SIGINT: the batch in hand is finished, written and acked, then the process exits;
-- Redis goes away: logged once, retried with backoff; computed results wait in memory.
+- Redis goes away or refuses (any error reply: out of memory, read-only replica, ...): logged
+  once, retried with backoff; computed results wait in memory until they can be written.
+- a dead letter keeps the job without its passage (the question and where it came from), so
+  no passage text outlives the job by more than its result.
 
 Configuration is by environment (see `WorkerConfig.from_env`); `qa-worker --check` is a
 health check that pings Redis and prints the queue's state without loading TensorFlow.
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -49,12 +55,18 @@ from explain_core.worker.metrics import WorkerMetrics
 
 log = logging.getLogger("explain_core.worker")
 
-MODEL_FAILED = "the model failed on this input"
+MODEL_FAILED = ("the model could not answer this question about this passage (an internal error, logged for "
+                "whoever runs this bot); rephrasing the question or shortening the passage may help")
+# Failures worth another delivery: the same input may pass when memory or a device is free.
+# Matched by class name so that this module need not import TensorFlow.
+TRANSIENT_ERRORS = frozenset({"MemoryError", "OSError", "ResourceExhaustedError", "UnavailableError",
+                              "AbortedError", "DeadlineExceededError"})
 BACKOFF_FIRST_S = 0.2
 BACKOFF_MAX_S = 5.0
 # How often a worker looks for jobs abandoned by dead workers (an XAUTOCLAIM: cheap), so a
 # job waits at most the visibility timeout plus this once its worker is gone.
 RECLAIM_EVERY_S = 1.0
+DEAD_PAYLOAD_CHARS = 200
 
 
 class Worker:
@@ -85,11 +97,12 @@ class Worker:
             try:
                 self.step()
                 self._redis_back()
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except redis.RedisError as exc:
                 self._redis_down(exc)
 
     def step(self) -> None:
         """Handle one batch: this worker's retries first, then reclaimed jobs, then new ones."""
+        self.queue.heartbeat(self.consumer, self.config.visibility_timeout_s)
         entries, self._retry = self._retry, []
         now = time.monotonic()
         if not entries and now - self._last_reclaim >= RECLAIM_EVERY_S:
@@ -120,7 +133,7 @@ class Worker:
         for (entry, item), outcome in zip(ready, self.answerer.answer([item for _, item in ready])):
             if isinstance(outcome, JobResult):
                 finished.append(Finished(entry.entry_id, outcome))
-            elif entry.deliveries >= self.config.max_attempts:
+            elif entry.deliveries >= self.config.max_attempts or not transient(outcome):
                 log.error("job %s failed on delivery %d of %d; dead-lettering it", entry.entry_id,
                           entry.deliveries, self.config.max_attempts, exc_info=outcome)
                 finished.append(self._dead(entry, (item.job.key, item.job.reply_to), "model_failed", MODEL_FAILED))
@@ -169,8 +182,8 @@ class Worker:
         """A dead letter, plus an error result for the user when we know who asked."""
         result = JobResult.failure(entry.entry_id, *recipient, code, message) if recipient else None
         return Finished(entry.entry_id, result,
-                        DeadLetter(entry.entry_id, entry.payload, JobError(code, message), entry.deliveries,
-                                   time.time()))
+                        DeadLetter(entry.entry_id, _without_passage(entry.payload), JobError(code, message),
+                                   entry.deliveries, time.time()))
 
     def _write(self, finished: list[Finished], enqueued_at: Mapping[str, float]) -> None:
         """Write results and ack their jobs, waiting out a Redis outage (the results are
@@ -181,7 +194,7 @@ class Worker:
             try:
                 written = self.queue.finish(finished)
                 break
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except redis.RedisError as exc:
                 if self._stop.is_set():
                     log.warning("stopping with %d result(s) unwritten; their jobs stay pending and will be redone",
                                 len(finished))
@@ -201,7 +214,8 @@ class Worker:
     def _redis_down(self, exc: Exception) -> None:
         if self._down_since is None:
             self._down_since = time.monotonic()
-            log.warning("Redis at %s is unavailable (%s); retrying with backoff", self.queue.where(), exc)
+            log.warning("Redis at %s is unavailable or refused (%s: %s); retrying with backoff",
+                        self.queue.where(), type(exc).__name__, exc)
         delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** self._failures)
         self._failures += 1
         self._stop.wait(delay)
@@ -211,6 +225,26 @@ class Worker:
             log.info("Redis is back after %.1f s", time.monotonic() - self._down_since)
             self._down_since = None
             self._failures = 0
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether another delivery of the same job might succeed (see TRANSIENT_ERRORS)."""
+    return any(cls.__name__ in TRANSIENT_ERRORS for cls in type(exc).__mro__)
+
+
+def _without_passage(payload: str) -> str:
+    """A job's payload as a dead letter keeps it: the passage's text replaced by its length. A
+    payload that is not a JSON object is cut to its first `DEAD_PAYLOAD_CHARS` characters."""
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return payload[:DEAD_PAYLOAD_CHARS]
+    if not isinstance(data, dict):
+        return payload[:DEAD_PAYLOAD_CHARS]
+    passage = data.pop("passage", None)
+    if isinstance(passage, str):
+        data["passage_chars"] = len(passage)
+    return json.dumps(data)
 
 
 def _recipient(payload: str) -> tuple[str, ReplyTo] | None:
@@ -231,8 +265,27 @@ def check(queue: JobQueue) -> int:
         print(f"unhealthy: Redis at {queue.where()} is unavailable: {exc}")
         return 1
     print(f"ok: Redis at {queue.where()}, namespace {queue.namespace!r}: {stats.waiting} job(s) waiting, "
-          f"{stats.in_progress} in progress, {stats.consumers} worker(s) registered, "
+          f"{stats.in_progress} in progress, {stats.workers} worker(s) alive, "
           f"{stats.dead_letters} dead letter(s), {stats.results_waiting} result(s) not yet delivered")
+    return 0
+
+
+def download(config: WorkerConfig) -> int:
+    """Load every configured model once, so that a first download happens in the foreground.
+
+    Under a process manager stderr is a pipe, where huggingface_hub shows no progress bar,
+    and a model that cannot be loaded would only show up in the worker's log; run before the
+    service (as `make run` does), the download shows its progress and a model that cannot be
+    had stops everything with one line. Models in the cache load without the network.
+    """
+    from explain_core.engine import load_model
+
+    try:
+        for name in dict.fromkeys((config.model, *config.compare_models)):
+            load_model(name)
+    except (InputError, ConfigError) as exc:
+        print(f"qa-worker: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -241,16 +294,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="qa-worker", description="Answer queued questions with the QA model (configured by environment).")
     parser.add_argument("--check", action="store_true",
                         help="health check: ping Redis, print the queue's state, exit 0 (ok) or 1")
+    parser.add_argument("--download", action="store_true",
+                        help="load the configured models once, downloading any that is not in the HuggingFace "
+                             "cache, then exit 0 (or 2 with one line); `make run` does this first")
     args = parser.parse_args(argv)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # loading chatter is not for the worker's log
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = read_or_exit("qa-worker", WorkerConfig.from_env)
+    if args.download:
+        return download(config)
     queue = JobQueue.from_url(config.redis_url, config.namespace)
     if args.check:
         return check(queue)
     metrics = WorkerMetrics()
     metrics.watch_depth(queue.depth)
     if config.metrics_port:
-        metrics.serve(config.metrics_port)
+        metrics.serve(config.metrics_port, config.metrics_host)
     answerer = Answerer(config.model, config.compare_models)
     worker = Worker(queue, answerer, config, metrics)
     signal.signal(signal.SIGTERM, worker.request_stop)

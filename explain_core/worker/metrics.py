@@ -1,5 +1,8 @@
 """Prometheus metrics of the worker, served on `QA_METRICS_PORT` when it is set.
 
+The page is unauthenticated, so it listens on loopback unless `QA_METRICS_HOST` says
+otherwise (a scraper in another container or host needs `0.0.0.0` or that interface).
+
 Queue depth is read from Redis at scrape time rather than sampled by the work loop, so it
 is current even while the worker is busy with a long job (or has none to do).
 """
@@ -7,9 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from wsgiref.simple_server import WSGIServer
 
 import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, start_http_server
+
+from explain_core import defaults
 
 # Seconds from enqueue to result: a cached hit is ~0.1 s, integrated gradients on a long
 # passage can take a minute.
@@ -45,6 +51,7 @@ class WorkerMetrics:
 
         self.depth.set_function(read)
 
-    def serve(self, port: int) -> None:
-        """Expose /metrics on `port` from a daemon thread."""
-        start_http_server(port, registry=self.registry)
+    def serve(self, port: int, host: str = defaults.METRICS_HOST) -> WSGIServer:
+        """Expose /metrics on `host`:`port` from a daemon thread; the server, for `shutdown()`."""
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        return server

@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 import redis
 
-from bot.documents import Documents
+from bot.documents import Document, Documents
 from bot.files import FileReader, file_kind
 from bot.services import web_client
 from bot.settings import BotSettings
@@ -121,3 +121,18 @@ def test_a_message_with_nothing_readable(slack: SlackFake, documents: Documents)
     assert code_of(lambda: documents.read_message({"text": "  ", "files": []})) == "no_passage"
     image = slack.add_file("photo.jpg", b"\xff\xd8")
     assert code_of(lambda: documents.read_message({"text": "", "files": [image]})) == "unsupported_file"
+
+
+def test_documents_cached_before_they_had_an_owner_read_back_as_public() -> None:
+    old = Document.from_json('{"text": "Old passage.", "sources": ["message"]}')
+    assert old == Document("Old passage.", ("message",)) and old.private_to is None
+    private = Document("Given privately.", ("message",), private_to="UOWNER")
+    assert Document.from_json(private.to_json()) == private
+
+
+def test_a_message_over_the_passage_limit_is_refused_before_anything_reads_its_files(
+        slack: SlackFake, documents: Documents, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QA_MAX_PASSAGE_CHARS", "10")
+    file = slack.add_file("more.txt", b"x")
+    assert code_of(lambda: documents.read_message({"text": "eleven char", "files": [file]})) == "passage_too_long"
+    assert file["id"] not in slack.downloads

@@ -45,6 +45,7 @@ def worker(module_redis: RedisServer, tiny_model_dir: Path,
 def bot(slack: SlackFake, module_redis: RedisServer) -> Iterator[BotUnderTest]:
     under_test = BotUnderTest(slack, settings_for(slack, module_redis.url, NAMESPACE))
     under_test.start_delivery()
+    under_test.start_sweeper()  # as `bot.app.start` runs them
     yield under_test
     under_test.close()
 
@@ -142,6 +143,20 @@ def test_rate_limited_post_gives_one_reply_after_the_retry(bot: BotUnderTest, wo
     bot.command(f"Where did Ada live? | {PASSAGE}", channel=channel)
     assert_answered(bot, channel, None)
     assert [c.status for c in bot.fake.calls("chat.postMessage", channel=channel)] == [429, 200]
+
+
+def test_an_outage_of_chat_update_delays_the_answer_and_loses_nothing(bot: BotUnderTest,
+                                                                       worker: WorkerProcess) -> None:
+    worker.running()
+    channel = unique("C")
+    bot.fake.fail_for("chat.update", 503, 2.0, channel=channel)
+    bot.command(f"Where did Ada live? | {PASSAGE}", channel=channel)
+    update = bot.fake.wait_for(lambda: [c.args for c in bot.fake.calls("chat.update", channel=channel)
+                                        if c.status == 200], REPLY_TIMEOUT_S, "the answer after the outage")[0]
+    assert update["ts"] == placeholder_ts(bot, channel)
+    assert any(c.status == 503 for c in bot.fake.calls("chat.update", channel=channel))
+    [upload] = bot.fake.wait_for(lambda: bot.fake.uploads(channel), 30, "the picture")
+    assert upload.thread_ts == update["ts"]
 
 
 def test_bad_input_never_reaches_the_worker(bot: BotUnderTest, worker: WorkerProcess) -> None:

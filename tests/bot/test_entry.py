@@ -1,13 +1,16 @@
-"""`qa-bot` as shipped: HTTP mode under gunicorn, configuration errors, and the rule that
-the bot process never imports TensorFlow or transformers."""
+"""`qa-bot` as shipped: HTTP mode (Hypercorn, one process or several, its bind address),
+configuration errors, and the rule that the bot process never imports TensorFlow or transformers.
+
+What HTTP mode refuses and how it holds up under slow or oversized clients: test_http_server.py."""
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -15,11 +18,8 @@ import requests
 from slack_sdk.signature import SignatureVerifier
 
 from explain_core.queue import JobQueue
-from tests.support.bot_harness import ROOT, SIGNING_SECRET, unique, wait_until
-from tests.support.redis_server import free_port
+from tests.support.bot_harness import ENTRY, ROOT, SIGNING_SECRET, http_bot_process, unique, wait_until
 from tests.support.slack_fake import BOT_TOKEN, TEAM_ID, SlackFake
-
-ENTRY = [sys.executable, "-c", "from bot.app import main; raise SystemExit(main())"]
 
 
 @pytest.fixture()
@@ -35,39 +35,52 @@ def signed(body: str, secret: str = SIGNING_SECRET) -> dict[str, str]:
             "X-Slack-Signature": SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body)}
 
 
-def test_http_mode_under_gunicorn(fake: SlackFake, redis_url: str, namespace: str, tmp_path) -> None:
-    port = free_port()
-    env = {**os.environ, "BOT_MODE": "http", "PORT": str(port), "SLACK_BOT_TOKEN": BOT_TOKEN,
-           "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake.api_url, "REDIS_URL": redis_url,
-           "QA_NAMESPACE": namespace}
-    env.pop("SLACK_APP_TOKEN", None)
-    log_path = tmp_path / "bot.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(ENTRY, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/slack/events"
-    try:
-        def up() -> bool:
-            assert proc.poll() is None, log_path.read_text()
-            try:
-                return requests.post(url, data=b"", timeout=2).status_code == 401
-            except requests.ConnectionError:
-                return False
-        wait_until(up, timeout=60, what="gunicorn to listen")
+@contextmanager
+def http_bot(fake: SlackFake, redis_url: str, namespace: str, log_path: Path, **env: str) -> Iterator[str]:
+    """`qa-bot` in HTTP mode with `env` on top; yields the URL to post to once it answers."""
+    with http_bot_process(fake, redis_url, namespace, log_path, **env) as (_proc, url):
+        yield url
 
-        channel = unique("C")
-        body = urlencode({"team_id": TEAM_ID, "channel_id": channel, "user_id": "U1", "command": "/explain",
-                          "text": "Who? | Ada lived in London.", "trigger_id": unique("trig."),
-                          "response_url": f"{fake.url}/response/x"})
-        assert requests.post(url, data=body, headers=signed(body, "forged"), timeout=10).status_code == 401
-        reply = requests.post(url, data=body, headers=signed(body), timeout=10)
-        assert reply.status_code == 200
-        fake.wait_for(lambda: fake.calls("chat.postMessage", channel=channel), what="the placeholder")
+
+def ask(url: str, fake: SlackFake) -> str:
+    """A signed `/explain` question; checks that a forged copy is refused; returns its channel."""
+    channel = unique("C")
+    body = urlencode({"team_id": TEAM_ID, "channel_id": channel, "user_id": unique("U"), "command": "/explain",
+                      "text": "Who? | Ada lived in London.", "trigger_id": unique("trig."),
+                      "response_url": f"{fake.url}/response/x"})
+    assert requests.post(url, data=body, headers=signed(body, "forged"), timeout=10).status_code == 401
+    assert requests.post(url, data=body, headers=signed(body), timeout=10).status_code == 200
+    fake.wait_for(lambda: fake.calls("chat.postMessage", channel=channel), what="the placeholder")
+    return channel
+
+
+def test_http_mode_as_shipped(fake: SlackFake, redis_url: str, namespace: str, tmp_path: Path) -> None:
+    """Defaults: one process, listening on every interface (a proxy or a container's port
+    mapping must reach it); Bolt builds the app without a warning."""
+    with http_bot(fake, redis_url, namespace, tmp_path / "bot.log") as url:
+        ask(url, fake)
+        wait_until(lambda: JobQueue.from_url(redis_url, namespace).depth() == 1, what="the job (after its placeholder)")
+        ask(url.replace("127.0.0.1", "127.0.0.2"), fake)  # not only loopback's usual address
+    log = (tmp_path / "bot.log").read_text()
+    assert "starting in HTTP mode on 0.0.0.0" in log
+    assert "WARNING slack_bolt" not in log  # "`token` will be unused", at every start until now
+
+
+def test_http_mode_in_two_processes_on_a_chosen_address(fake: SlackFake, redis_url: str, namespace: str,
+                                                        tmp_path: Path) -> None:
+    """WEB_CONCURRENCY=2: two serving processes, each with its own result consumer; BIND_HOST
+    is the only address that answers."""
+    with http_bot(fake, redis_url, namespace, tmp_path / "bot.log", BIND_HOST="127.0.0.2",
+                  WEB_CONCURRENCY="2") as url:
+        with pytest.raises(requests.ConnectionError):
+            requests.post(url.replace("127.0.0.2", "127.0.0.1"), timeout=2)
+        for _ in range(4):
+            ask(url, fake)
         queue = JobQueue.from_url(redis_url, namespace)
-        assert queue.depth() == 1
-        assert BOT_TOKEN not in log_path.read_text()  # tokens never reach the logs
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+
+        def readers() -> int:  # result consumers blocked in XREADGROUP: one connection per process
+            return sum(client["cmd"] == "xreadgroup" for client in queue.redis.client_list())
+        wait_until(lambda: readers() == 2, what="a result consumer in each of the two processes")
 
 
 @pytest.mark.parametrize("env, message", [
@@ -86,7 +99,7 @@ def test_configuration_errors_are_one_clear_line(env: dict[str, str], message: s
 @pytest.mark.parametrize("tokens, message", [
     ({"SLACK_BOT_TOKEN": "xoxb-wrong", "SLACK_APP_TOKEN": "xapp-1"}, "Slack rejected SLACK_BOT_TOKEN (invalid_auth)"),
     ({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": "xapp-wrong"},
-     "Slack refused the Socket Mode connection (invalid_auth)"),
+     "Slack rejected SLACK_APP_TOKEN (invalid_auth)"),
 ])
 def test_rejected_tokens_are_one_clear_line(fake: SlackFake, redis_url: str, tokens: dict[str, str],
                                             message: str) -> None:

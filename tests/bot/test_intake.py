@@ -10,7 +10,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.intake import Placeholders
 from tests.support.bot_harness import (
     SIGNING_SECRET,
     USER,
@@ -69,19 +68,23 @@ def test_slash_command_queues_a_job_and_posts_a_placeholder(bot: BotUnderTest) -
     reply = bot.command(f"Who gave their name to Normandy? | {PASSAGE}", channel=channel)
     assert reply.status == 200 and reply.body == ""
     posted = bot.fake.wait_for(lambda: placeholders(bot.fake, channel), what="the placeholder")
-    [job] = bot.jobs()
+    [job] = wait_until(bot.jobs, what="the job")
     assert job.question == "Who gave their name to Normandy?"
     assert bot.job_passage(job) == PASSAGE
     assert job.reply_to.channel == channel and job.reply_to.thread_ts is None
     assert job.key.startswith(f"command:{TEAM_ID}:")
-    assert posted[0]["text"] == "Explaining…" and posted[0].get("thread_ts") is None
-    ts = wait_until(lambda: bot.placeholders.get(job.key), what="the placeholder slot")
-    assert ts.startswith("17")  # a message ts from the fake
+    # The notification names the question; the placeholder was posted first, and its ts is the
+    # job's reply address, so the answer always edits it.
+    assert posted[0]["text"] == "Explaining “Who gave their name to Normandy?”…"
+    assert posted[0].get("thread_ts") is None
+    [stored] = [m for m in bot.fake.messages_in(channel) if m.get("bot_id")]
+    assert job.reply_to.ts == stored["ts"]
+    assert job.reply_to.response_url.startswith(f"{bot.fake.url}/response/")
 
     second = unique("C")
-    bot.command(f"Who? | {PASSAGE}", channel=second)
+    bot.command(f"Who? | {PASSAGE}", channel=second, user="USECOND")
     posted = bot.fake.wait_for(lambda: placeholders(bot.fake, second), what="the second placeholder")
-    assert posted[0]["text"] == "Explaining… 1 question ahead of you"
+    assert posted[0]["text"] == "Explaining “Who?”… (1 question in the queue)"
 
 
 def test_compare_option(bot: BotUnderTest) -> None:
@@ -168,12 +171,29 @@ def test_redis_unavailable_is_told_and_the_ack_is_immediate(slack: SlackFake, na
         down.close()
 
 
-def test_a_full_queue_is_told(bot: BotUnderTest) -> None:
+def test_a_full_queue_is_told_in_the_placeholder(bot: BotUnderTest) -> None:
     bot.queue.max_backlog = 0  # every question finds the queue at its cap
-    reply = bot.command(f"Who? | {PASSAGE}", channel=unique("C"))
-    told = bot.wait_response(reply)
-    assert told["response_type"] == "ephemeral" and "the service is busy" in told["text"]
+    channel = unique("C")
+    bot.command(f"Who? | {PASSAGE}", channel=channel)
+    [update] = bot.fake.wait_for(lambda: [c.args for c in bot.fake.calls("chat.update", channel=channel)],
+                                 what="the refusal")
+    [placeholder] = placeholders(bot.fake, channel)
+    assert update["ts"] == bot.fake.messages_in(channel)[0]["ts"]
+    assert update["text"].startswith("The service is busy (0 questions waiting)")
+    assert placeholder["text"].startswith("Explaining")
     assert bot.jobs() == []
+
+
+def test_a_flood_is_refused_before_anything_is_posted(bot: BotUnderTest) -> None:
+    bot.queue.max_per_user = 1
+    channel = unique("C")
+    first = bot.command(f"Who? | {PASSAGE}", channel=channel)
+    wait_until(bot.jobs, what="the first job")
+    second = bot.command(f"When? | {PASSAGE}", channel=channel)
+    told = bot.wait_response(second)
+    assert told["response_type"] == "ephemeral" and "you have 1 question waiting" in told["text"]
+    assert len(placeholders(bot.fake, channel)) == 1 and len(bot.jobs()) == 1
+    assert bot.fake.responses(first.response_id) == []
 
 
 def test_echoed_text_never_pings(bot: BotUnderTest) -> None:
@@ -183,8 +203,19 @@ def test_echoed_text_never_pings(bot: BotUnderTest) -> None:
     shown = all_text({"text": posted["text"], "blocks": posted["blocks"]})
     for ping in ("<!channel>", "<!here", "<@U123", "@everyone", "@here", "@channel"):
         assert ping not in shown
-    assert "&amp; 1 &lt; 2?" in shown
-    assert f"<@{USER}>" in shown  # the asker, named by the bot itself
+    assert "&amp; 1 &lt; 2?" in posted["text"]  # the notification is mrkdwn: escaped
+    assert "& 1 < 2?" in shown  # the blocks are rich text: shown as typed
+    assert {"type": "user", "user_id": USER} in posted["blocks"][0]["elements"][0]["elements"]  # the asker
+
+
+def test_formatting_characters_show_as_typed(bot: BotUnderTest) -> None:
+    channel = unique("C")
+    question = "Is *this* _the_ ~one~ `x`?"
+    bot.command(f"{question} | {PASSAGE}", channel=channel)
+    posted = bot.fake.wait_for(lambda: placeholders(bot.fake, channel), what="the placeholder")[0]
+    [rich] = [b for b in posted["blocks"] if b["type"] == "rich_text"]
+    texts = [e for e in rich["elements"][0]["elements"] if e["type"] == "text"]
+    assert texts[-1] == {"type": "text", "text": question}  # a literal element, no style, no markup
 
 
 # -- threads with documents ----------------------------------------------------------------
@@ -199,7 +230,7 @@ def test_thread_mention_about_a_pasted_document_reads_it_once(bot: BotUnderTest)
     placeholder = bot.fake.wait_for(lambda: placeholders(bot.fake, channel), what="the placeholder")[0]
     assert placeholder["thread_ts"] == root["ts"]
 
-    bot.mention(channel, "When?", thread_ts=root["ts"])
+    bot.mention(channel, "When?", thread_ts=root["ts"], user="USECOND")  # one asker: one job in the stream
     wait_until(lambda: len(bot.jobs()) == 2, what="the second job")
     assert len(bot.fake.calls("conversations.replies", channel=channel)) == 1  # cached in Redis
 
@@ -327,14 +358,30 @@ def test_message_shortcut_asks_about_the_message_and_its_files(bot: BotUnderTest
     assert job.reply_to.thread_ts == message["ts"]
 
 
-# -- the placeholder handshake -------------------------------------------------------------
-def test_placeholder_post_failure_cancels_the_reply(bot: BotUnderTest) -> None:
+# -- no placeholder, no job ---------------------------------------------------------------
+def test_a_conversation_closed_to_the_bot_is_told_through_response_url_and_queues_nothing(
+        bot: BotUnderTest) -> None:
     channel = unique("CNOTIN")  # the fake answers not_in_channel here
     reply = bot.command(f"Who? | {PASSAGE}", channel=channel)
     told = bot.wait_response(reply)
     assert "not_in_channel" in told["text"] and "/invite" in told["text"]
-    [job] = bot.jobs()
-    assert bot.placeholders.get(job.key) == Placeholders.CANCELLED
+    assert bot.jobs() == []
+    assert bot.queue.redis.zcard(bot.queue.keys.replies) == 0
+
+
+def test_the_message_shortcut_tells_through_its_response_url(bot: BotUnderTest) -> None:
+    """Neither a post nor an ephemeral works where the bot is not a member: the shortcut's
+    response_url, carried through the form, is the way left to the asker."""
+    channel = unique("CNOTIN")
+    message = bot.fake.add_message(channel, {"user": "UAUTHOR", "text": PASSAGE})
+    payload_reply = bot.message_shortcut(channel, message)
+    _view_id, view = bot.opened_view(payload_reply.trigger_id)
+    response_id = json.loads(view["private_metadata"])["response_url"].rsplit("/", 1)[1]
+    bot.view_submission(unique("V"), view, {"question": "Which river?"})
+    told = bot.fake.wait_for(lambda: bot.fake.responses(response_id), what="the response_url post")[0]
+    assert told["response_type"] == "ephemeral" and "not_in_channel" in told["text"]
+    assert [c.status for c in bot.fake.calls("chat.postEphemeral", channel=channel)] == [200]  # it said no
+    assert bot.jobs() == []
 
 
 def test_ack_does_not_wait_for_slow_work(bot: BotUnderTest) -> None:

@@ -14,8 +14,9 @@ def test_unset_variables_take_the_shared_defaults() -> None:
     settings = BotSettings.from_env({**TOKENS, "QA_MAX_PDF_PAGES": ""})
     assert (settings.mode, settings.api_url, settings.redis_url, settings.namespace) == (
         defaults.BOT_MODE, defaults.SLACK_API_URL, defaults.REDIS_URL, defaults.NAMESPACE)
-    assert (settings.max_file_bytes, settings.max_pdf_pages, settings.placeholder_wait_s) == (
-        defaults.MAX_FILE_BYTES, defaults.MAX_PDF_PAGES, defaults.PLACEHOLDER_WAIT_S)
+    assert (settings.max_file_bytes, settings.max_pdf_pages, settings.reply_deadline_s) == (
+        defaults.MAX_FILE_BYTES, defaults.MAX_PDF_PAGES, defaults.REPLY_DEADLINE_S)
+    assert (settings.max_per_user, settings.max_per_channel) == (defaults.MAX_PER_USER, defaults.MAX_PER_CHANNEL)
 
 
 @pytest.mark.parametrize("name, value", [("QA_MAX_PDF_PAGES", "many"), ("QA_DOWNLOAD_TIMEOUT_S", "-1"),

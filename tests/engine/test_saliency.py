@@ -13,6 +13,7 @@ import tensorflow as tf
 from explain_core import explain, load_model
 from explain_core.engine.decode import decode
 from explain_core.engine.locate import answer_passes
+from explain_core.engine.model import QAModel
 from explain_core.engine.saliency import METHODS, REGISTRY, AttributionContext, get_method
 from explain_core.engine.saliency.integrated_gradients import IntegratedGradients
 from explain_core.engine.saliency.smoothgrad import SmoothGrad
@@ -161,11 +162,25 @@ def test_no_answer_explains_the_null_score(tiny_model_dir):
 
 def test_graph_functions_do_not_retrace_per_passage_length(tiny_model_dir):
     qa = load_model(str(tiny_model_dir))
+    qa.trace()
     for words in (5, 40, 120, 300, 900):  # one window up to several windows
         explain(QUESTION, " ".join(PASSAGE.split()[:20] * (words // 20 + 1))[: words * 6], model=qa)
-    assert qa.answer_and_gradient.experimental_get_tracing_count() == 1
-    assert qa.logits.experimental_get_tracing_count() <= 1
-    assert qa.gradient_at.experimental_get_tracing_count() <= 1
+    assert [f.tracing_count() for f in (qa.answer_and_gradient, qa.logits, qa.gradient_at)] == [1, 1, 1]
+
+
+def test_first_calls_run_eagerly_with_the_graphs_results(tiny_model_dir):
+    """A process that answers one question never pays for a trace; later calls use the graph
+    and give the same answers and weights."""
+    shared = load_model(str(tiny_model_dir))
+    qa = QAModel(shared.name, shared.model, shared.tokenizer)  # fresh graph functions, same weights
+    eager = [explain(QUESTION, PASSAGE, model=qa, method=m, faithfulness=True) for m in ("vanilla", "smoothgrad")]
+    assert [f.tracing_count() for f in (qa.answer_and_gradient, qa.logits, qa.gradient_at)] == [0, 0, 0]
+    qa.trace()
+    traced = [explain(QUESTION, PASSAGE, model=qa, method=m, faithfulness=True) for m in ("vanilla", "smoothgrad")]
+    for one, other in zip(eager, traced):
+        assert (one.answer, one.start, one.end) == (other.answer, other.start, other.end)
+        np.testing.assert_allclose([w.weight for w in one.words], [w.weight for w in other.words], atol=1e-4)
+        assert one.faithfulness.comprehensiveness == pytest.approx(other.faithfulness.comprehensiveness, abs=1e-4)
 
 
 @pytest.mark.parametrize("kind", ["bert", "distilbert", "roberta"])

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 
 import pytest
 import redis
 
-from explain_core.errors import Busy, SchemaError
+from explain_core.errors import Busy, Limited, SchemaError
 from explain_core.present.summary import AnswerSummary
 from explain_core.queue import (
     PASSAGE_INLINE_BYTES,
@@ -20,6 +21,7 @@ from explain_core.queue import (
     JobOptions,
     JobQueue,
     JobResult,
+    Keys,
     ReplyTo,
     ResultImage,
 )
@@ -200,15 +202,21 @@ def test_leave_keeps_a_consumer_that_holds_jobs(queue: JobQueue) -> None:
 
 def test_every_key_written_has_a_ttl(queue: JobQueue) -> None:
     queue.enqueue("a", "q", "x" * (PASSAGE_INLINE_BYTES + 1), JobOptions(), REPLY_TO)
-    queue.enqueue("b", "q", "p", JobOptions(), REPLY_TO)
+    queue.enqueue("b", "q", "p", JobOptions(), replace(REPLY_TO, user="U2"))
+    queue.enqueue("c", "q", "p", JobOptions(), replace(REPLY_TO, user="U2"))  # held behind b
     a, b = queue.read_jobs("w1", count=2, block_ms=10)
-    queue.finish([Finished(a.entry_id, result_for(a.entry_id, "a")),
-                  Finished(b.entry_id, None, DeadLetter(b.entry_id, b.payload, JobError("x", "y"), 3, 0.0))])
+    queue.finish([Finished(a.entry_id, result_for(a.entry_id, "a"))])  # frees U1's place and C1's load
     queue.read_results("bot", "b1", count=10, block_ms=10)
     queue.claim_once("posted:a")
     keys = sorted(queue.redis.scan_iter(f"{queue.namespace}:*"))
     kinds = {key.split(":")[1] for key in keys}
-    assert kinds == {"jobs", "results", "dead", "dedup", "passage", "done", "once"}
+    assert kinds == {"jobs", "results", "dedup", "passage", "done", "once", "active", "held", "load"}
+    assert {key: queue.redis.ttl(key) for key in keys if queue.redis.ttl(key) <= 0} == {}
+    queue.finish([Finished(b.entry_id, None, DeadLetter(b.entry_id, b.payload, JobError("x", "y"), 3, 0.0))])
+    (c,) = queue.read_jobs("w1", count=2, block_ms=10)  # released into the stream by b's end
+    queue.finish([Finished(c.entry_id, result_for(c.entry_id, "c"))])
+    keys = sorted(queue.redis.scan_iter(f"{queue.namespace}:*"))
+    assert {key.split(":")[1] for key in keys} == {"jobs", "results", "dead", "dedup", "passage", "done", "once"}
     assert {key: queue.redis.ttl(key) for key in keys if queue.redis.ttl(key) <= 0} == {}
 
 
@@ -216,3 +224,94 @@ def test_enqueue_reports_redis_being_away(namespace: str) -> None:
     queue = JobQueue.from_url("redis://127.0.0.1:1/0", namespace)
     with pytest.raises(redis.ConnectionError):
         queue.enqueue("k", "q", "p", JobOptions(), ReplyTo())
+
+
+def serve_one(queue: JobQueue) -> str:
+    """What a worker taking one job at a time answers next (its key), finishing it."""
+    (entry,) = queue.read_jobs("w1", count=1, block_ms=10)
+    key = Job.from_json(entry.payload).key
+    queue.finish([Finished(entry.entry_id, result_for(entry.entry_id, key))])
+    return key
+
+
+def test_a_flood_from_one_asker_never_sits_in_front_of_another_askers_first_question(
+        redis_url: str, namespace: str) -> None:
+    queue = JobQueue.from_url(redis_url, namespace, max_per_user=3, max_per_channel=1000)
+    flooder, other = replace(REPLY_TO, team="T1", user="UA"), replace(REPLY_TO, team="T1", user="UB")
+    accepted, refused = [], 0
+    for i in range(1000):  # the reported flood: 1,000 /explain from one person in seconds
+        try:
+            accepted.append(queue.enqueue(f"a{i}", "q", "p", JobOptions(), flooder))
+        except Limited as exc:
+            assert exc.code == "user_limit" and "3 questions waiting" in exc.message
+            refused += 1
+    assert (len(accepted), refused) == (3, 997)
+    assert [a.job_id is not None for a in accepted] == [True, False, False]  # one in the stream, two held
+    with pytest.raises(Limited):
+        queue.admit("UA", "C1", team="T1")  # the bot's cheap check says the same before posting anything
+    queue.admit("UB", "C1", team="T1")
+    first_of_other = queue.enqueue("b0", "q", "p", JobOptions(), other)
+    assert first_of_other.ahead == 1 and queue.depth() == 2  # only the flooder's running question is ahead
+    queue.enqueue("b1", "q", "p", JobOptions(), other)
+    assert [serve_one(queue) for _ in range(5)] == ["a0", "b0", "a1", "b1", "a2"]  # round robin
+    assert queue.depth() == 0
+    assert queue.enqueue("a1000", "q", "p", JobOptions(), flooder).job_id  # all answered: their place is free
+
+
+def test_channel_limit_counts_unanswered_questions_of_everyone_in_it(redis_url: str, namespace: str) -> None:
+    queue = JobQueue.from_url(redis_url, namespace, max_per_user=3, max_per_channel=4)
+    for i in range(4):
+        queue.enqueue(f"k{i}", "q", "p", JobOptions(), replace(REPLY_TO, user=f"U{i}"))
+    with pytest.raises(Limited) as refused:
+        queue.enqueue("k4", "q", "p", JobOptions(), replace(REPLY_TO, user="U4"))
+    assert refused.value.code == "channel_limit" and "this channel has 4 questions" in refused.value.message
+    queue.enqueue("elsewhere", "q", "p", JobOptions(), replace(REPLY_TO, channel="C2", user="U4"))
+    serve_one(queue)
+    assert not queue.enqueue("k4", "q", "p", JobOptions(), replace(REPLY_TO, user="U4")).duplicate
+
+
+def test_held_question_goes_in_when_the_askers_running_one_was_lost(queue: JobQueue) -> None:
+    queue.enqueue("a", "q", "p", JobOptions(), REPLY_TO)
+    queue.enqueue("b", "q", "p", JobOptions(), REPLY_TO)
+    queue.redis.delete(queue.keys.jobs, queue.keys.active(f"-:{REPLY_TO.user}"))  # Redis lost the running one
+    queue.enqueue("c", "q", "p", JobOptions(), REPLY_TO)
+    assert [serve_one(queue) for _ in range(2)] == ["b", "c"]
+
+
+def test_known_tells_a_queued_job_from_one_redis_lost(queue: JobQueue) -> None:
+    queue.enqueue("a", "q", "p", JobOptions(), REPLY_TO)
+    assert queue.known("a") and not queue.known("never-queued")
+    queue.redis.flushdb()
+    assert not queue.known("a")
+
+
+def test_dead_letters_are_kept_for_their_own_retention_not_renewed_by_new_ones(
+        queue: JobQueue, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("old", "new"):
+        queue.enqueue(key, "q", "p", JobOptions(), replace(REPLY_TO, user=key))
+        (entry,) = queue.read_jobs("w1", count=1, block_ms=10)
+        queue.finish([Finished(entry.entry_id, None, DeadLetter(entry.entry_id, "-", JobError("x", "y"), 3, 0.0))])
+        monkeypatch.setattr(Keys, "DEAD_RETENTION_S", 0)  # from now on, anything older is out of retention
+        time.sleep(0.01)
+    assert [d.job_id for d in queue.dead_letters()] == [entry.entry_id]
+
+
+def test_killed_workers_leave_the_group_once_their_jobs_are_reclaimed(queue: JobQueue) -> None:
+    for user in ("U1", "U2"):
+        queue.enqueue(user, "q", "p", JobOptions(), replace(REPLY_TO, user=user))
+    queue.read_jobs("killed", count=1, block_ms=10)
+    queue.read_jobs("alive", count=1, block_ms=10)
+    time.sleep(0.05)
+    assert len(queue.reclaim_jobs("alive", min_idle_ms=20, count=10)) == 2  # alive takes both
+    assert [c["name"] for c in queue.redis.xinfo_consumers(queue.keys.jobs, WORKER_GROUP)] == ["alive"]
+
+
+def test_check_counts_idle_live_workers_by_their_heartbeat(queue: JobQueue) -> None:
+    """Redis lists a consumer only once something was delivered to it: an idle worker that
+    has read nothing yet is alive all the same, and a killed one stops counting."""
+    queue.heartbeat("idle", ttl_s=60)
+    queue.heartbeat("killed", ttl_s=0.05)
+    queue.heartbeat("stopped", ttl_s=60)
+    queue.leave("stopped")
+    time.sleep(0.1)
+    assert queue.stats().workers == 1

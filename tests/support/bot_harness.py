@@ -1,40 +1,47 @@
 """The bot in HTTP mode on loopback, driven the way Slack drives it: signed HTTP requests.
 
 `BotUnderTest` builds the real Bolt app (`bot.app.build_app`) with its real services
-(Redis, the Web API client pointed at `SlackFake`) and serves the same WSGI callable
-gunicorn serves (`bot.app.wsgi_app`) from a threaded wsgiref server. Requests carry
+(Redis, the Web API client pointed at `SlackFake`) and serves it as production does: behind
+`bot.http.SlackFront`, under Hypercorn configured by `bot.http.server_config`, here on an event
+loop in a thread (`ServerThread`) instead of a process of its own. Requests carry
 Slack's signature scheme (v0, HMAC-SHA256 over "v0:timestamp:body"), computed with
 slack_sdk's own SignatureVerifier. Unlike `bot.app.start`, the result consumer
-(`Delivery`) runs only when a test asks, so tests can also drive consumers of their own.
+(`Delivery`) and the sweeper run only when a test asks, so tests can also drive their own.
 """
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
-import socketserver
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+import hypercorn.asyncio
 import pytest
 import requests
 from slack_sdk.signature import SignatureVerifier
 
-from bot.app import build_app, wsgi_app
+from bot.app import build_app
 from bot.delivery import Delivery
-from bot.intake import Placeholders
+from bot.http import SlackFront, server_config
 from bot.services import Services
 from bot.settings import BotSettings
+from bot.sweeper import Sweeper
 from explain_core.queue import Job, JobQueue
-from tests.support.redis_server import RedisServer
+from tests.support import ROOT
+from tests.support.redis_server import RedisServer, free_port
 from tests.support.slack_fake import BOT_TOKEN, BOT_USER_ID, TEAM_ID, SlackFake
 
-ROOT = Path(__file__).resolve().parents[2]  # the repository
 SIGNING_SECRET = "test-signing-secret"
 USER = "UASKER"
 _ids = itertools.count(1)
@@ -45,13 +52,35 @@ def unique(prefix: str) -> str:
     return f"{prefix}{next(_ids):05d}{int(time.time() * 1000) % 100000:05d}"
 
 
-class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
+class ServerThread:
+    """`front` under Hypercorn with the production configuration for `settings`, except that it
+    listens on a loopback port the OS picks; the server's event loop runs in a daemon thread."""
 
+    def __init__(self, front: SlackFront, settings: BotSettings) -> None:
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/slack/events"
+        config = server_config(settings)
+        config.bind = [f"fd://{listener.detach()}"]  # Hypercorn owns the socket from here
+        self._loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()
+        started = threading.Event()
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
-        pass
+        def run() -> None:
+            asyncio.set_event_loop(self._loop)
+            self._loop.call_soon(started.set)
+            self._loop.run_until_complete(hypercorn.asyncio.serve(front, config, shutdown_trigger=self._stop.wait))
+            self._loop.close()
+
+        self._thread = threading.Thread(target=run, name=f"hypercorn-{self.port}", daemon=True)
+        self._thread.start()
+        started.wait(10)
+
+    def close(self) -> None:
+        """Stop serving (open connections get Hypercorn's graceful timeout, 3 s at most)."""
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout=15)
 
 
 @dataclass
@@ -71,34 +100,87 @@ def settings_for(fake: SlackFake, redis_url: str, namespace: str, **overrides: A
                        redis_url=redis_url, namespace=namespace, **overrides)
 
 
-class BotUnderTest:
-    """One bot: Bolt app + WSGI server on a free port + (optionally) its result consumer."""
+# -- what Slack sends, the same in both modes: a signed HTTP body, or a Socket Mode envelope's payload --
+def command_payload(fake: SlackFake, text: str, *, channel: str, user: str = USER,
+                    trigger_id: str | None = None) -> dict[str, str]:
+    """`/explain text`: its response_url is on the fake, `{fake.url}/response/<id>`."""
+    return {"token": "legacy", "team_id": TEAM_ID, "team_domain": "test", "channel_id": channel,
+            "channel_name": "general", "user_id": user, "user_name": "asker", "command": "/explain",
+            "text": text, "api_app_id": "A0TEST", "trigger_id": trigger_id or unique("trig."),
+            "response_url": f"{fake.url}/response/{unique('r')}"}
 
-    def __init__(self, fake: SlackFake, settings: BotSettings) -> None:
+
+def event_callback(event: dict[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
+    return {"token": "legacy", "team_id": TEAM_ID, "api_app_id": "A0TEST", "type": "event_callback",
+            "event_id": event_id or unique("Ev"), "event_time": int(time.time()),
+            "authorizations": [{"team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True}], "event": event}
+
+
+def mention_event(fake: SlackFake, channel: str, text: str, *, thread_ts: str | None = None,
+                  files: list[dict] | None = None, user: str = USER) -> dict[str, Any]:
+    """Post a message mentioning the bot into the fake; return its app_mention event."""
+    message = fake.add_message(channel, {"user": user, "text": f"<@{BOT_USER_ID}> {text}", "thread_ts": thread_ts,
+                                         **({"files": files} if files else {})})
+    return {"type": "app_mention", "channel": channel, "user": user, "text": message["text"],
+            "ts": message["ts"], "event_ts": message["ts"], **({"thread_ts": thread_ts} if thread_ts else {}),
+            **({"files": files} if files else {})}
+
+
+def message_shortcut_payload(fake: SlackFake, channel: str, message: dict[str, Any],
+                             user: str = USER) -> dict[str, Any]:
+    return {"type": "message_action", "callback_id": "ask_about_message", "trigger_id": unique("trig."),
+            "team": {"id": TEAM_ID, "domain": "test"}, "channel": {"id": channel, "name": "general"},
+            "user": {"id": user, "name": "asker"}, "message_ts": message["ts"], "message": message,
+            "response_url": f"{fake.url}/response/{unique('r')}"}
+
+
+def view_submission_payload(view_id: str, view: dict[str, Any], values: dict[str, str],
+                            user: str = USER) -> dict[str, Any]:
+    """The submission of a modal the bot opened (`view` as recorded by views.open)."""
+    state = {block: {"value": {"type": "plain_text_input", "value": value}} for block, value in values.items()}
+    return {"type": "view_submission", "team": {"id": TEAM_ID, "domain": "test"},
+            "user": {"id": user, "team_id": TEAM_ID}, "api_app_id": "A0TEST", "trigger_id": unique("trig."),
+            "view": {**view, "id": view_id, "team_id": TEAM_ID, "state": {"values": state}}}
+
+
+def opened_view(fake: SlackFake, trigger_id: str) -> tuple[str, dict[str, Any]]:
+    """(view id, view) of the modal opened with `trigger_id` (waits for views.open)."""
+    call = fake.wait_for(lambda: fake.calls("views.open", trigger_id=trigger_id),
+                         what=f"views.open for {trigger_id}")[0]
+    return unique("V"), call.args["view"]
+
+
+class BotUnderTest:
+    """One bot: Bolt app + HTTP server on a free port + (optionally) its result consumer."""
+
+    def __init__(self, fake: SlackFake, settings: BotSettings, queue: JobQueue | None = None) -> None:
         self.fake = fake
         self.settings = settings
-        self.queue = JobQueue.from_url(settings.redis_url, namespace=settings.namespace)
+        # `queue`: a test's own (e.g. on a Redis client with short timeouts)
+        self.queue = queue or JobQueue.from_url(settings.redis_url, namespace=settings.namespace)
         self.services = Services.create(settings, self.queue)
-        self.placeholders = Placeholders(self.queue.redis, self.queue.keys)
         self.app = build_app(settings, self.services)
-        self._server = make_server("127.0.0.1", 0, wsgi_app(self.app), server_class=_ThreadingWSGIServer,
-                                   handler_class=_QuietHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        self.url = f"http://127.0.0.1:{self._server.server_port}/slack/events"
+        self._server = ServerThread(SlackFront(self.app, settings), settings)
+        self.url = self._server.url
         self.http = requests.Session()
         self.delivery: Delivery | None = None
+        self.sweeper: Sweeper | None = None
 
     def start_delivery(self) -> Delivery:
-        self.delivery = Delivery(self.queue, self.services.client, self.settings).start()
+        self.delivery = Delivery(self.services.flow).start()
         return self.delivery
 
+    def start_sweeper(self) -> Sweeper:
+        self.sweeper = Sweeper(self.services.flow).start()
+        return self.sweeper
+
     def close(self) -> None:
-        if self.delivery is not None:
-            self.delivery.stop()
-        self._server.shutdown()
-        self._server.server_close()
+        self.services.flow.close()  # ends Slack retries at once
+        for component in (self.delivery, self.sweeper):
+            if component is not None:
+                component.stop()
         self.http.close()
+        self._server.close()
         self.queue.redis.close()
 
     # -- requests ---------------------------------------------------------------------
@@ -114,21 +196,13 @@ class BotUnderTest:
 
     def command(self, text: str, *, channel: str, user: str = USER, trigger_id: str | None = None,
                 **kwargs: Any) -> Reply:
-        response_id = unique("r")
-        trigger_id = trigger_id or unique("trig.")
-        form = {"token": "legacy", "team_id": TEAM_ID, "team_domain": "test", "channel_id": channel,
-                "channel_name": "general", "user_id": user, "user_name": "asker", "command": "/explain",
-                "text": text, "api_app_id": "A0TEST", "trigger_id": trigger_id,
-                "response_url": f"{self.fake.url}/response/{response_id}"}
+        form = command_payload(self.fake, text, channel=channel, user=user, trigger_id=trigger_id)
         reply = self.post(urlencode(form), "application/x-www-form-urlencoded", **kwargs)
-        reply.response_id, reply.trigger_id = response_id, trigger_id
+        reply.response_id, reply.trigger_id = form["response_url"].rsplit("/", 1)[1], form["trigger_id"]
         return reply
 
     def event(self, event: dict[str, Any], *, event_id: str | None = None, retry_num: int | None = None) -> Reply:
-        envelope = {"token": "legacy", "team_id": TEAM_ID, "api_app_id": "A0TEST", "type": "event_callback",
-                    "event_id": event_id or unique("Ev"), "event_time": int(time.time()),
-                    "authorizations": [{"team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True}],
-                    "event": event}
+        envelope = event_callback(event, event_id=event_id)
         headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"} if retry_num else None
         return self.post(json.dumps(envelope), "application/json", headers=headers)
 
@@ -138,11 +212,7 @@ class BotUnderTest:
     def mention(self, channel: str, text: str, *, thread_ts: str | None = None, files: list[dict] | None = None,
                 user: str = USER) -> dict[str, Any]:
         """Post a message mentioning the bot into the fake, and send its app_mention event."""
-        message = self.fake.add_message(channel, {"user": user, "text": f"<@{BOT_USER_ID}> {text}",
-                                                  "thread_ts": thread_ts, **({"files": files} if files else {})})
-        event = {"type": "app_mention", "channel": channel, "user": user, "text": message["text"],
-                 "ts": message["ts"], "event_ts": message["ts"], **({"thread_ts": thread_ts} if thread_ts else {}),
-                 **({"files": files} if files else {})}
+        event = mention_event(self.fake, channel, text, thread_ts=thread_ts, files=files, user=user)
         reply = self.event(event)
         assert reply.status == 200, reply
         return event
@@ -161,21 +231,12 @@ class BotUnderTest:
     def view_submission(self, view_id: str, view: dict[str, Any], values: dict[str, str],
                         user: str = USER) -> Reply:
         """Submit a modal that the bot opened (`view` as recorded by views.open)."""
-        state = {block: {"value": {"type": "plain_text_input", "value": value}} for block, value in values.items()}
-        payload = {"type": "view_submission", "team": {"id": TEAM_ID, "domain": "test"},
-                   "user": {"id": user, "team_id": TEAM_ID}, "api_app_id": "A0TEST",
-                   "trigger_id": unique("trig."),
-                   "view": {**view, "id": view_id, "team_id": TEAM_ID, "state": {"values": state}}}
-        return self.interactive(payload)
+        return self.interactive(view_submission_payload(view_id, view, values, user))
 
     def message_shortcut(self, channel: str, message: dict[str, Any], user: str = USER) -> Reply:
-        trigger_id = unique("trig.")
-        payload = {"type": "message_action", "callback_id": "ask_about_message", "trigger_id": trigger_id,
-                   "team": {"id": TEAM_ID, "domain": "test"}, "channel": {"id": channel, "name": "general"},
-                   "user": {"id": user, "name": "asker"}, "message_ts": message["ts"], "message": message,
-                   "response_url": f"{self.fake.url}/response/{unique('r')}"}
+        payload = message_shortcut_payload(self.fake, channel, message, user)
         reply = self.interactive(payload)
-        reply.trigger_id = trigger_id
+        reply.trigger_id = payload["trigger_id"]
         return reply
 
     # -- what happened ----------------------------------------------------------------
@@ -188,10 +249,7 @@ class BotUnderTest:
         return self.queue.passages([job])[0]
 
     def opened_view(self, trigger_id: str) -> tuple[str, dict[str, Any]]:
-        """(view id, view) of the modal opened with `trigger_id` (waits for views.open)."""
-        call = self.fake.wait_for(lambda: self.fake.calls("views.open", trigger_id=trigger_id),
-                                  what=f"views.open for {trigger_id}")[0]
-        return unique("V"), call.args["view"]
+        return opened_view(self.fake, trigger_id)
 
     def ephemerals(self, channel: str) -> list[dict[str, Any]]:
         return [c.args for c in self.fake.calls("chat.postEphemeral", channel=channel)]
@@ -253,6 +311,11 @@ def make_pdf(pages: list[str]) -> bytes:
         kids.append(len(objects))
     objects[0] = b"<< /Type /Catalog /Pages 2 0 R >>"
     objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(b"%d 0 R" % k for k in kids), len(kids))
+    return pdf_from_objects(objects)
+
+
+def pdf_from_objects(objects: list[bytes]) -> bytes:
+    """A PDF file of `objects` (object n is `objects[n - 1]`, object 1 the catalog), with a correct xref table."""
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for number, body in enumerate(objects, start=1):
@@ -265,3 +328,34 @@ def make_pdf(pages: list[str]) -> bytes:
     return bytes(out)
 
 
+ENTRY = [sys.executable, "-c", "from bot.app import main; raise SystemExit(main())"]  # what qa-bot runs
+
+
+@contextmanager
+def http_bot_process(fake: SlackFake, redis_url: str, namespace: str, log_path: Path,
+                     **env: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`qa-bot` as shipped, in HTTP mode, with `env` on top: yields the process and the URL to
+    post to once it listens; afterwards its log must hold no traceback and no token."""
+    port = free_port()
+    full_env = {**os.environ, "BOT_MODE": "http", "PORT": str(port), "SLACK_BOT_TOKEN": BOT_TOKEN,
+                "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake.api_url, "REDIS_URL": redis_url,
+                "QA_NAMESPACE": namespace, **env}
+    full_env.pop("SLACK_APP_TOKEN", None)
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(ENTRY, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://{env.get('BIND_HOST', '127.0.0.1')}:{port}/slack/events"
+    try:
+        def up() -> bool:
+            assert proc.poll() is None, log_path.read_text()
+            try:
+                return requests.post(url, timeout=2).status_code >= 400  # no Slack headers: refused
+            except requests.ConnectionError:
+                return False
+        wait_until(up, timeout=60, what="qa-bot to listen")
+        yield proc, url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    log = log_path.read_text(errors="replace")
+    assert BOT_TOKEN not in log  # tokens never reach the logs
+    assert "Traceback" not in log, log

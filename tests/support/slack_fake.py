@@ -15,8 +15,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
+
+if TYPE_CHECKING:
+    from tests.support.socket_mode_fake import SocketModeFake
 
 BOT_TOKEN = "xoxb-test-token"
 BOT_USER_ID = "UBOT"
@@ -39,10 +42,12 @@ class Call:
 
 @dataclass
 class _Fault:
-    status: int
+    status: int  # 0: answer normally, after `delay_s`
     retry_after: int | None
     times: int
     channel: str | None
+    delay_s: float = 0.0
+    until: float | None = None  # an outage: every call fails until this time.monotonic()
 
 
 @dataclass
@@ -58,6 +63,7 @@ class UploadedFile:
     channel: str | None = None
     thread_ts: str | None = None
     completed: bool = False
+    ts: str = ""  # of the message that shared it
 
 
 @dataclass
@@ -70,6 +76,9 @@ class _State:
     uploads: dict[str, UploadedFile] = field(default_factory=dict)
     responses: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (response_url id, body)
     download_delay_s: float = 0.0
+    joined: set[str] = field(default_factory=set)  # channels the bot joined (conversations.join)
+    closed: dict[str, str] = field(default_factory=dict)  # channel -> the error every chat.* call gets
+    deleted: set[tuple[str, str]] = field(default_factory=set)  # (channel, ts) of deleted messages
 
 
 class SlackFake:
@@ -77,9 +86,11 @@ class SlackFake:
 
     def __init__(self, token: str = BOT_TOKEN) -> None:
         self.token = token
+        self.socket_mode: SocketModeFake | None = None  # set it to answer apps.connections.open
         self._state = _State()
         self._lock = threading.Condition()
-        self._ts = itertools.count(1)
+        self._ts_lock = threading.Lock()
+        self._last_ts = 0.0
         self._ids = itertools.count(1)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -105,8 +116,11 @@ class SlackFake:
 
     # ----- seeding
     def next_ts(self) -> str:
-        """A message timestamp like Slack's ("1700000001.000100"), increasing."""
-        return f"{1700000000 + next(self._ts)}.000100"
+        """A message timestamp like Slack's ("1754000000.123456"): the time of posting, as
+        Slack's is (history calls filter by it), and strictly increasing."""
+        with self._ts_lock:
+            self._last_ts = max(time.time(), self._last_ts + 1e-6)
+            return f"{self._last_ts:.6f}"
 
     def add_message(self, channel: str, message: dict[str, Any]) -> dict[str, Any]:
         """Store a message so conversations.replies can return it; fills `ts` if missing."""
@@ -150,6 +164,31 @@ class SlackFake:
         fake stay apart) with HTTP `status`; `retry_after` adds the Retry-After header."""
         with self._lock:
             self._state.faults.setdefault(method, []).append(_Fault(status, retry_after, times, channel))
+
+    def delay_next(self, method: str, seconds: float, *, channel: str | None = None, times: int = 1,
+                   status: int = 0) -> None:
+        """Answer the next `times` calls of `method` (in `channel`, if given) after `seconds`:
+        normally, or with HTTP `status` if given (a slow failure, as a timeout-bound outage)."""
+        with self._lock:
+            self._state.faults.setdefault(method, []).append(_Fault(status, None, times, channel, seconds))
+
+    def fail_for(self, method: str, status: int, seconds: float, *, channel: str | None = None) -> None:
+        """An outage: every call of `method` (in `channel`, if given) fails with HTTP `status`
+        for the next `seconds`."""
+        with self._lock:
+            self._state.faults.setdefault(method, []).append(
+                _Fault(status, None, 1, channel, until=time.monotonic() + seconds))
+
+    def close_channel(self, channel: str, error: str = "is_archived") -> None:
+        """From now on every chat.* call in `channel` answers `error` (archived, bot removed)."""
+        with self._lock:
+            self._state.closed[channel] = error
+
+    def delete_message(self, channel: str, ts: str) -> None:
+        """A person deleted a message: chat.update answers message_not_found for it."""
+        with self._lock:
+            self._state.deleted.add((channel, ts))
+            self._state.messages[channel] = [m for m in self._state.messages.get(channel, []) if m["ts"] != ts]
 
     def set_download_delay(self, seconds: float) -> None:
         with self._lock:
@@ -236,14 +275,18 @@ class SlackFake:
         token = auth[len("Bearer "):] if auth.startswith("Bearer ") else args.get("token")
         with self._lock:
             fault = self._take_fault(method, args.get("channel"))
-        if fault is not None:
+        if fault is not None and fault.delay_s:
+            time.sleep(fault.delay_s)
+        if fault is not None and fault.status:
             self._record(Call(method, args, token, fault.status))
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             payload = {"ok": False, "error": "ratelimited" if fault.status == 429 else "internal_error"}
             _send_json(handler, fault.status, payload, headers)
             return
-        if token != self.token:
-            result: dict[str, Any] = {"ok": False, "error": "not_authed" if not token else "invalid_auth"}
+        if method == "apps.connections.open" and self.socket_mode is not None:
+            result: dict[str, Any] = self.socket_mode.connections_open(token)  # the app-level token's call
+        elif token != self.token:
+            result = {"ok": False, "error": "not_authed" if not token else "invalid_auth"}
         else:
             result = self._answer(method, args)
         self._record(Call(method, args, token, 200))
@@ -251,9 +294,13 @@ class SlackFake:
 
     def _take_fault(self, method: str, channel: str | None = None) -> _Fault | None:
         queue = self._state.faults.get(method, [])
+        now = time.monotonic()
+        queue[:] = [f for f in queue if f.until is None or f.until > now]
         fault = next((f for f in queue if f.channel is None or f.channel == channel), None)
         if fault is None:
             return None
+        if fault.until is not None:
+            return fault
         fault.times -= 1
         if fault.times <= 0:
             queue.remove(fault)
@@ -266,6 +313,9 @@ class SlackFake:
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         """Slack's answer to one authenticated call (only what the bot uses)."""
+        closed = self._state.closed.get(str(args.get("channel")))
+        if closed and method.startswith("chat."):
+            return {"ok": False, "error": closed}
         if method == "auth.test":
             return {"ok": True, "url": "https://test.slack.com/", "team": "Test", "user": "explain",
                     "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID}
@@ -277,14 +327,32 @@ class SlackFake:
                 return {"ok": False, "error": "not_in_channel"}
             message = self.add_message(channel, {"text": args.get("text", ""), "blocks": args.get("blocks"),
                                                  "user": BOT_USER_ID, "bot_id": BOT_ID,
-                                                 "thread_ts": args.get("thread_ts")})
+                                                 "thread_ts": args.get("thread_ts"),
+                                                 **({"metadata": args["metadata"]} if args.get("metadata") else {})})
             return {"ok": True, "channel": channel, "ts": message["ts"], "message": message}
         if method == "chat.update":
+            if (str(args.get("channel")), str(args.get("ts"))) in self._state.deleted:
+                return {"ok": False, "error": "message_not_found"}
+            with self._lock:  # what a person sees afterwards: the stored message, edited
+                for message in self._state.messages.get(str(args.get("channel")), []):
+                    if message["ts"] == args.get("ts"):
+                        message.update({name: args[name] for name in ("text", "blocks") if name in args})
             return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts"), "text": args.get("text")}
         if method == "chat.delete":
+            self.delete_message(str(args.get("channel")), str(args.get("ts")))
             return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts")}
         if method == "chat.postEphemeral":
+            if str(args.get("channel")).startswith("CNOTIN"):
+                return {"ok": False, "error": "not_in_channel"}
             return {"ok": True, "message_ts": self.next_ts()}
+        if method == "conversations.join":  # CPUB...: public, not joined yet; CPRIV...: private
+            if str(args.get("channel")).startswith("CPRIV"):
+                return {"ok": False, "error": "method_not_supported_for_channel_type"}
+            with self._lock:
+                self._state.joined.add(str(args.get("channel")))
+            return {"ok": True, "channel": {"id": args.get("channel")}}
+        if method == "conversations.history":
+            return self._history(args)
         if method == "views.open":
             if not args.get("trigger_id"):
                 return {"ok": False, "error": "invalid_trigger_id"}
@@ -310,15 +378,37 @@ class SlackFake:
         channel, ts = args.get("channel"), args.get("ts")
         with self._lock:
             stored = list(self._state.messages.get(str(channel), []))
+            shared = [u for u in self._state.uploads.values()
+                      if u.completed and u.channel == channel and u.thread_ts == ts]
         thread = [m for m in stored if m["ts"] == ts or m.get("thread_ts") == ts]
         if not thread or thread[0]["ts"] != ts:
             return {"ok": False, "error": "thread_not_found"}
+        # Shared pictures are messages of the thread too (what the bot looks for after an unclear upload).
+        thread += [{"type": "message", "user": BOT_USER_ID, "ts": u.ts, "thread_ts": ts,
+                    "files": [{"id": u.file_id, "name": u.filename, "title": u.title}]} for u in shared]
+        oldest = float(args.get("oldest") or 0)
+        thread = [thread[0]] + [m for m in thread[1:] if float(m["ts"]) > oldest]
         limit = int(args.get("limit") or 1000)
-        return {"ok": True, "messages": thread[:limit], "has_more": len(thread) > limit}
+        return {"ok": True, "messages": [_with_metadata(m, args) for m in thread[:limit]],
+                "has_more": len(thread) > limit}
+
+    def _history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages of a channel, newest first (as Slack returns them)."""
+        with self._lock:
+            stored = list(self._state.messages.get(str(args.get("channel")), []))
+        oldest = float(args.get("oldest") or 0)
+        top = [m for m in stored if not m.get("thread_ts") or m["thread_ts"] == m["ts"]]
+        top = [m for m in reversed(top) if float(m["ts"]) > oldest]
+        limit = int(args.get("limit") or 100)
+        return {"ok": True, "messages": [_with_metadata(m, args) for m in top[:limit]], "has_more": len(top) > limit}
 
     def _complete_upload(self, args: dict[str, Any]) -> dict[str, Any]:
         files = args.get("files") or []
         shared = []
+        channel = str(args.get("channel_id"))
+        if channel.startswith("CNOTIN") or (channel.startswith(("CPUB", "CPRIV"))
+                                            and channel not in self._state.joined):
+            return {"ok": False, "error": "not_in_channel"}
         with self._lock:
             for item in files:
                 upload = self._state.uploads.get(item.get("id"))
@@ -328,6 +418,7 @@ class SlackFake:
                 upload.channel = args.get("channel_id")
                 upload.thread_ts = args.get("thread_ts")
                 upload.completed = True
+                upload.ts = self.next_ts()
                 shared.append({"id": upload.file_id, "title": upload.title, "name": upload.filename})
             self._lock.notify_all()
         return {"ok": True, "files": shared}
@@ -336,7 +427,9 @@ class SlackFake:
         with self._lock:
             upload = self._state.uploads.get(file_id)
             fault = self._take_fault("upload")
-        if fault is not None:
+        if fault is not None and fault.delay_s:
+            time.sleep(fault.delay_s)
+        if fault is not None and fault.status:
             _send(handler, fault.status, b"error", "text/plain")
             return
         if upload is None:
@@ -374,6 +467,13 @@ class SlackFake:
             return
         time.sleep(delay)
         _send(handler, 200, stored[1], stored[0]["mimetype"])
+
+
+def _with_metadata(message: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+    """A message as a history call returns it: its metadata only when asked for."""
+    if str(args.get("include_all_metadata")).lower() in ("true", "1"):
+        return message
+    return {k: v for k, v in message.items() if k != "metadata"}
 
 
 def _parse_args(handler: BaseHTTPRequestHandler, body: bytes) -> dict[str, Any]:

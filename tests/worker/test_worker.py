@@ -25,6 +25,8 @@ import redis
 
 from explain_core.queue import PASSAGE_INLINE_BYTES, WORKER_GROUP, Job, JobOptions, JobQueue, JobResult, ReplyTo
 from explain_core.worker import Answerer, Worker, WorkerConfig
+from explain_core.worker.loop import MODEL_FAILED
+from explain_core.worker.metrics import WorkerMetrics
 from tests.support import ROOT
 from tests.support.redis_server import RedisServer, free_port
 from tests.support.worker_process import WorkerProcess
@@ -185,19 +187,50 @@ def test_round_trip(workers: Fleet, tiny_model_dir: Path, short_model_dir: Path)
     assert workers.workers[0].metric("process_resident_memory_bytes") > 0
 
 
-def test_poison_job_is_dead_lettered_with_one_error_result(workers: Fleet, short_model_dir: Path) -> None:
+def test_poison_job_is_dead_lettered_at_once_without_its_passage(workers: Fleet, short_model_dir: Path) -> None:
+    """The model fails the same way on the same input: retrying would only make the asker wait."""
     queue = workers.queue
     poison, healthy = new_key(), new_key()
+    retried_before = sum(w.metric('qa_worker_jobs_total{outcome="retried"}') for w in workers.workers)
     job_id = queue.enqueue(poison, QUESTION, LONG_PASSAGE, JobOptions(model=str(short_model_dir)), ReplyTo()).job_id
     queue.enqueue(healthy, QUESTION, PASSAGE, JobOptions(), ReplyTo())
     results = one_each(collect(queue, [poison, healthy]))
     assert results[healthy].ok  # the worker survived it
     assert results[poison].error.code == "model_failed"
-    assert results[poison].error.message == "the model failed on this input"
+    assert results[poison].error.message == MODEL_FAILED
     (dead,) = [d for d in queue.dead_letters() if d.job_id == job_id]
-    assert dead.attempts == 3 and dead.error.code == "model_failed"
+    assert dead.attempts == 1 and dead.error.code == "model_failed"
+    assert LONG_PASSAGE not in dead.payload and f'"passage_chars": {len(LONG_PASSAGE)}' in dead.payload
     logs = "".join(w.log() for w in workers.workers)
-    assert f"job {job_id} failed on delivery 3 of 3; dead-lettering it" in logs
+    assert f"job {job_id} failed on delivery 1 of 3; dead-lettering it" in logs
+    assert sum(w.metric('qa_worker_jobs_total{outcome="retried"}') for w in workers.workers) == retried_before
+
+
+@pytest.mark.slow
+def test_worker_survives_redis_refusing_writes(pausing: Fleet) -> None:
+    """Every Redis error reply (out of memory, read-only replica, a flushed script cache)
+    makes the worker back off and carry on; the job in hand is answered once Redis takes
+    writes again, never lost and never twice."""
+    queue, admin = pausing.queue, redis.Redis(port=pausing.server.port)
+    refusals = {
+        "OutOfMemoryError": (lambda: admin.config_set("maxmemory", 1), lambda: admin.config_set("maxmemory", 0)),
+        "ReadOnlyError": (lambda: admin.replicaof("127.0.0.1", free_port()), lambda: admin.replicaof("NO", "ONE")),
+    }
+    for name, (refuse, allow) in refusals.items():
+        key = new_key()
+        job_id = queue.enqueue(key, QUESTION, PASSAGE, JobOptions(), ReplyTo()).job_id
+        worker = holder_of(pausing, job_id)
+        refuse()
+        admin.script_flush()  # a NOSCRIPT on the next call, too
+        deadline = time.monotonic() + PAUSE_S + 30
+        while f"unavailable or refused ({name}" not in worker.log():
+            assert time.monotonic() < deadline, f"the worker never met the {name} refusal"
+            time.sleep(0.1)
+        time.sleep(1.0)  # it keeps backing off rather than exiting
+        assert all(w.proc.poll() is None for w in pausing.workers), name
+        allow()
+        assert one_each(collect(queue, [key]))[key].ok, name
+    assert all(w.proc.poll() is None for w in pausing.workers)
 
 
 def test_job_whose_workers_kept_dying_is_dead_lettered(workers: Fleet) -> None:
@@ -222,6 +255,7 @@ def test_job_whose_workers_kept_dying_is_dead_lettered(workers: Fleet) -> None:
 
 def test_redis_restart_loses_no_job(workers: Fleet, server: RedisServer) -> None:
     queue = workers.queue
+    seen = [len(w.log()) for w in workers.workers]  # other tests' outages are not this one's
     keys = [new_key() for _ in range(60)]
     for key in keys[:40]:
         queue.enqueue(key, QUESTION, PASSAGE, JobOptions(), ReplyTo())
@@ -236,9 +270,10 @@ def test_redis_restart_loses_no_job(workers: Fleet, server: RedisServer) -> None
     assert all(r.ok for r in results.values())
     # Logged once per outage by each worker that noticed it (one busy computing through the
     # whole outage may only meet a reconnect that redis-py does by itself).
-    noticed = [w.log().count("is unavailable") for w in workers.workers]
+    logs = [w.log()[start:] for w, start in zip(workers.workers, seen)]
+    noticed = [log.count("is unavailable") for log in logs]
     assert max(noticed) == 1 and all(n <= 1 for n in noticed), noticed
-    assert sum("Redis is back after" in w.log() for w in workers.workers) == sum(noticed)
+    assert sum("Redis is back after" in log for log in logs) == sum(noticed)
 
 
 def test_burst_of_200_jobs_is_answered_exactly_once(workers: Fleet) -> None:
@@ -333,3 +368,27 @@ def test_bad_configuration_is_one_clear_line() -> None:
                           env={**os.environ, "QA_BATCH_SIZE": "many"}, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip() == "qa-worker: QA_BATCH_SIZE='many' is not a valid int"
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def test_metrics_listen_on_loopback_unless_told() -> None:
+    """/metrics is unauthenticated: on 127.0.0.1 by default (not on every interface, as the
+    Prometheus client's default would be), elsewhere only when QA_METRICS_HOST says so."""
+    assert WorkerConfig.from_env({}).metrics_host == "127.0.0.1"
+    told = WorkerConfig.from_env({"QA_METRICS_HOST": "127.0.0.2"}).metrics_host
+    default_port, told_port = free_port(), free_port()
+    servers = [WorkerMetrics().serve(default_port), WorkerMetrics().serve(told_port, told)]
+    try:
+        assert _answers("127.0.0.1", default_port) and not _answers("127.0.0.2", default_port)
+        assert _answers("127.0.0.2", told_port) and not _answers("127.0.0.1", told_port)
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()

@@ -41,7 +41,8 @@ def run_explain(command: dict[str, Any], context: BoltContext, respond: Respond)
 
     def work() -> None:
         if parsed.kind == "form":
-            metadata = {"kind": "command", "team": team, "channel": channel, "compare": parsed.options.compare}
+            metadata = {"kind": "command", "team": team, "channel": channel, "compare": parsed.options.compare,
+                        "response_url": command.get("response_url")}
             try:
                 svc.client.views_open(trigger_id=command["trigger_id"],
                                       view=blocks.modal(metadata, question=parsed.question))
@@ -52,6 +53,7 @@ def run_explain(command: dict[str, Any], context: BoltContext, respond: Respond)
             return
         svc.intake.submit(Ask(key=f"command:{team}:{command['trigger_id']}", team=team, channel=channel, user=user,
                               question=parsed.question, passage=parsed.passage, thread_ts=None,
-                              options=parsed.options, show_asker=True, remember=True))
+                              options=parsed.options, show_asker=True, remember=True, private=True,
+                              response_url=command.get("response_url")))
 
     guarded(work, lambda message: respond(response_type="ephemeral", **message.kwargs()))

@@ -1,12 +1,14 @@
 """A question in a message (a mention, or a direct message): what it is about and where
 the reply goes. Shared by both event listeners so they behave the same way.
 
-- In a thread: the question is about the thread's document (its first message and files).
+- In a thread: the question is about the thread's document (its first message and files, or
+  the passage given with `/explain`, which only its asker may question; see bot/documents.py).
 - At the top level: `question | passage`, or a question with attached files (the files are
   the passage), or files alone (read now, so problems show at once; ask in their thread).
 """
 from __future__ import annotations
 
+import uuid
 from typing import Any, Literal
 
 from bot import blocks
@@ -36,7 +38,7 @@ def answer_message(svc: Services, event: dict[str, Any], team: str, text: str,
         svc.intake.tell(channel, user, reply_in, message)
 
     def work() -> None:
-        if not svc.intake.first_delivery(key):
+        if not svc.intake.first_delivery(key, uuid.uuid4().hex):
             return  # Slack retried an event we already took
         options, rest = parse_options(slack_to_plain(text))
         if rest.lower() in HELP_WORDS or (not rest and not files):
@@ -47,7 +49,7 @@ def answer_message(svc: Services, event: dict[str, Any], team: str, text: str,
                 tell(blocks.error("Write your question in the message, "
                                   "and I'll answer it about this thread's document."))
                 return
-            document = svc.documents.for_thread(team, channel, thread_ts)
+            document = svc.documents.for_thread(team, channel, thread_ts, user)
             svc.intake.submit(Ask(key=key, team=team, channel=channel, user=user, question=rest,
                                   passage=document.text, thread_ts=thread_ts, options=options,
                                   sources=document.sources))
@@ -57,7 +59,7 @@ def answer_message(svc: Services, event: dict[str, Any], team: str, text: str,
             svc.intake.submit(Ask(key=key, team=team, channel=channel, user=user, question=question,
                                   passage=passage, thread_ts=ts, options=options, remember=True))
         elif files and not question:
-            document = svc.documents.for_thread(team, channel, ts, event)
+            document = svc.documents.for_thread(team, channel, ts, user, event)
             tell(blocks.notice(f"I've read {', '.join(document.sources)}. Ask your question in this "
                                    "message's thread" + (" (mention me)." if where == "mention" else ".")))
         elif files:

@@ -40,14 +40,17 @@ def open_form(shortcut: dict[str, Any], context: BoltContext) -> None:
     team = shortcut["team"]["id"]
     channel = shortcut["channel"]["id"]
     message = shortcut["message"]
+    # The form's submission carries no response_url: the shortcut's goes along in the metadata,
+    # the one way to reach the asker in a conversation the bot cannot post in.
     metadata = {"kind": "message", "team": team, "channel": channel, "message_ts": message["ts"],
-                "thread_ts": message.get("thread_ts") or message["ts"]}
+                "thread_ts": message.get("thread_ts") or message["ts"], "response_url": shortcut.get("response_url")}
     try:
         svc.client.views_open(trigger_id=shortcut["trigger_id"],
                               view=blocks.modal(metadata, passage=None, source=_describe(message)))
     except SlackApiError as exc:
         log.warning("views.open failed for the message shortcut: %s", exc.response.get("error"))
         svc.intake.tell(channel, shortcut["user"]["id"], metadata["thread_ts"],
-                        blocks.error("I couldn't open the form in time. Please use the shortcut again."))
+                        blocks.error("I couldn't open the form in time. Please use the shortcut again."),
+                        metadata["response_url"])
         return
     svc.documents.stash(team, channel, message)

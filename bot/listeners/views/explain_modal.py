@@ -61,11 +61,13 @@ def run_submission(view: dict[str, Any], body: dict[str, Any], context: BoltCont
             svc.intake.submit(Ask(key=key, team=team, channel=channel, user=user, question=question,
                                   passage=passage, thread_ts=None,
                                   options=JobOptions(compare=bool(metadata.get("compare"))),
-                                  show_asker=True, remember=True))
+                                  show_asker=True, remember=True, private=True,
+                                  response_url=metadata.get("response_url")))
             return
         document = svc.documents.stashed(team, channel, metadata["message_ts"])
         svc.intake.submit(Ask(key=key, team=team, channel=channel, user=user, question=question,
                               passage=document.text, thread_ts=metadata["thread_ts"], show_asker=True,
-                              sources=document.sources))
+                              sources=document.sources, response_url=metadata.get("response_url")))
 
-    guarded(work, lambda message: svc.intake.tell(channel, user, metadata.get("thread_ts"), message))
+    guarded(work, lambda message: svc.intake.tell(channel, user, metadata.get("thread_ts"), message,
+                                                  metadata.get("response_url")))

@@ -34,6 +34,7 @@ class AttributionContext:
     target_end: int
     special_tokens: np.ndarray  # bool [length]: [CLS]/[SEP]/padding, kept as is by baselines
     allowed: np.ndarray  # float [length]: 1 for tokens in the pipeline's softmax (passage and [CLS])
+    passage_tokens: np.ndarray  # bool [length]: the passage's tokens (what faithfulness masks)
     gradient: np.ndarray | None = None
     diagnostics: dict[str, float] = field(default_factory=dict)
 
@@ -50,12 +51,8 @@ class AttributionContext:
             target_end=end,
             special_tokens=np.isnan(sequence_ids(windows.encodings[window]))[:n],
             allowed=windows.allowed[window, :n],
+            passage_tokens=(sequence_ids(windows.encodings[window]) == windows.passage_segment())[:n],
         )
-
-    @property
-    def passage_tokens(self) -> np.ndarray:
-        """bool [length]: the tokens of the passage (what faithfulness masks)."""
-        return (self.allowed > 0) & ~self.special_tokens
 
     def embeddings(self) -> np.ndarray:
         """Word embeddings of the window's tokens, [length, dim]."""
@@ -66,6 +63,7 @@ class AttributionContext:
         rows = embeds.shape[0]
         target, grad = self.model.gradient_at(
             embeds.astype(np.float32),
+            np.repeat(self.input_ids, rows, axis=0),
             np.repeat(self.attention_mask, rows, axis=0),
             np.repeat(self.token_type_ids, rows, axis=0),
             np.full([rows], self.target_start, np.int32),

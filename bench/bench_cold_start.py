@@ -1,0 +1,130 @@
+"""One question in a fresh process: ours against the transformers pipeline, whole process.
+
+Side by side, interleaved (ours, ours --png, pipeline, ours, ...), each a new Python process
+timed from start to exit, so imports, model loading and the first call are all counted:
+
+  ours          `qa-explain --question Q --passage-file P --model M`
+  ours --png    the same, writing the picture
+  pipeline      a script that loads the same model into the transformers question-answering
+                pipeline (framework "tf") and answers the same question, nothing else
+
+Then the worker: `qa-worker` against a private redis-server, from start to "ready" (it traces
+its graphs and answers a warm-up question before taking jobs), and the latency of its first
+job and of a later one, enqueued through the real queue.
+
+Model: ../shared/models/minilm-l6-squad2-tiny (or `--model PATH`). Run it alone on the machine.
+
+Usage: python -m bench.bench_cold_start [--repeats 5] [--model PATH]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.bench_engine import SHARED_MODEL
+from tests.support import ROOT
+
+QUESTION = "Who built the Bell Rock Lighthouse?"
+PASSAGE = ROOT / "samples" / "lighthouse.txt"
+PIPELINE = """
+import os, sys
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+from transformers import pipeline
+qa = pipeline("question-answering", model=sys.argv[1], framework="tf", dtype=None)
+print(qa(question=sys.argv[2], context=open(sys.argv[3], encoding="utf-8").read())["answer"])
+"""
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error",
+       "PYTHONPATH": str(ROOT)}
+
+
+def whole_process(argv: list[str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run(argv, env=ENV, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{argv[:4]} failed: {done.stderr[-2000:]}")
+    return seconds, done.stdout.splitlines()[0] if done.stdout else ""
+
+
+def one_question(model: str, repeats: int) -> None:
+    bin_dir = Path(sys.executable).parent
+    with tempfile.TemporaryDirectory() as tmp:
+        commands = {
+            "ours": [str(bin_dir / "qa-explain"), "--question", QUESTION, "--passage-file", str(PASSAGE),
+                     "--model", model],
+            "ours --png": [str(bin_dir / "qa-explain"), "--question", QUESTION, "--passage-file", str(PASSAGE),
+                           "--model", model, "--png", str(Path(tmp) / "x.png")],
+            "pipeline": [sys.executable, "-c", PIPELINE, model, QUESTION, str(PASSAGE)],
+        }
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        answers: dict[str, str] = {}
+        whole_process(commands["pipeline"])  # the page cache holds the libraries for everyone alike
+        for _ in range(repeats):
+            for name, argv in commands.items():
+                seconds, first_line = whole_process(argv)
+                times[name].append(seconds)
+                answers[name] = first_line
+    pipe = statistics.median(times["pipeline"])
+    print(f"\none question, whole process ({Path(model).name}; medians of {repeats}, interleaved)")
+    print("| process | median s | min s | / pipeline |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, values in times.items():
+        print(f"| {name} | {statistics.median(values):.2f} | {min(values):.2f} | "
+              f"{statistics.median(values) / pipe:.2f} |")
+    print(f"answers: ours {answers['ours']!r}, pipeline {answers['pipeline']!r}")
+
+
+def worker_start(model: str) -> None:
+    from explain_core.queue import JobOptions, JobQueue, ReplyTo
+    from tests.support.redis_server import RedisServer
+
+    server = RedisServer(appendonly=False).start()
+    log = Path(tempfile.mkstemp(suffix=".log")[1])
+    started = time.perf_counter()
+    with log.open("w") as out:
+        worker = subprocess.Popen([sys.executable, "-m", "explain_core.worker"], stdout=out, stderr=subprocess.STDOUT,
+                                  env={**ENV, "REDIS_URL": server.url, "QA_MODEL": model, "QA_BLOCK_MS": "50"})
+    try:
+        while " ready: " not in log.read_text():
+            if worker.poll() is not None or time.perf_counter() - started > 300:
+                raise RuntimeError(log.read_text()[-2000:])
+            time.sleep(0.05)
+        ready = time.perf_counter() - started
+        queue = JobQueue.from_url(server.url)
+        latencies = []
+        for i in range(3):
+            sent = time.perf_counter()
+            queue.enqueue(f"k{i}", QUESTION, PASSAGE.read_text(encoding="utf-8"), JobOptions(), ReplyTo())
+            while not (entries := queue.read_results("bench", "b", count=1, block_ms=50)):
+                pass
+            latencies.append(time.perf_counter() - sent)
+            queue.ack_result("bench", entries[0].entry_id)
+        print(f"\nworker: ready {ready:.2f} s after start; job latency (enqueue to result, with picture and "
+              f"faithfulness): first {latencies[0] * 1000:.0f} ms, second {latencies[1] * 1000:.0f} ms, "
+              f"third {latencies[2] * 1000:.0f} ms")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+        server.close()
+        log.unlink()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--model", default=str(SHARED_MODEL))
+    args = parser.parse_args()
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    one_question(args.model, args.repeats)
+    worker_start(args.model)
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,240 @@
+"""The Redis side of "one outcome per question": placeholders being tracked, and who settled each.
+
+Every placeholder the bot posts is tracked until the question has its final outcome:
+
+- in Redis (`Keys.reply` holds where the placeholder is, `Keys.replies` orders the keys by
+  deadline), so that any bot process's sweeper finds it, also after a restart of the bot;
+- in this process's memory, so that a Redis that lost its data (a restart without
+  persistence) is noticed: the memory still lists placeholders Redis no longer knows.
+
+The record is written with SET NX before the job is queued, which also makes it the job
+key's owner: a second placeholder for the same key (a Slack retry that got past the
+first-delivery guard) sees another placeholder's ts and knows it is the duplicate, while a
+repeat of our own write (redis-py retries a command that timed out) sees its own ts.
+
+`Outcomes` is the one claim per job key (SET NX) that decides which final message the asker
+sees: the answer (delivery) or what went wrong (the intake's refusal, the sweeper's "lost" or
+"timed out"). Whoever loses the claim shows nothing, so a late answer never follows a failure
+message. Claims carry the name of the outcome, not of a process, so a delivery redelivered
+after a crash recognises its own claim and finishes its path.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import cast
+
+import redis
+
+from explain_core.codec import dumps, from_object, to_object
+from explain_core.errors import SchemaError
+from explain_core.queue import Keys, ReplyTo
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_MAX = 5000  # tracked placeholders read per sweep (the per-user and per-channel limits bound them)
+
+
+class Outcome(StrEnum):
+    """The final outcome of a question, as recorded in `Keys.outcome`."""
+
+    ANSWER = "answer"  # the delivery took it: the answer (or the worker's error) replaces the placeholder
+    REFUSED = "refused"  # the queue refused the job after the placeholder was posted (busy, limits)
+    LOST = "lost"  # Redis has no trace of a job that was queued (it lost its data)
+    UNQUEUED = "unqueued"  # queueing failed on a Redis error and Redis does not know the job
+    TIMEOUT = "timeout"  # no answer within the deadline
+
+
+class Local(StrEnum):
+    """What this process knows about a tracked placeholder that Redis may not."""
+
+    SUBMITTING = "submitting"  # the intake is queueing the job: not lost, whatever Redis says yet
+    WAITING = "waiting"  # the intake is done: the delivery or the sweeper gives the final state
+    UNCERTAIN = "uncertain"  # enqueue failed on a Redis error: the job may or may not exist
+    SETTLED = "settled"  # the sweeper told the asker while Redis was unreachable; claim pending
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    """A posted placeholder: where it is, who asked, and by when it must reach a final state."""
+
+    key: str
+    team: str | None
+    channel: str
+    ts: str
+    user: str
+    question: str
+    posted_at: float
+    deadline: float
+    thread_ts: str | None = None
+    asker: str | None = None
+    response_url: str | None = None
+
+    def reply_to(self) -> ReplyTo:
+        return ReplyTo(team=self.team, channel=self.channel, thread_ts=self.thread_ts, user=self.user,
+                       question=self.question, asker=self.asker, ts=self.ts, response_url=self.response_url)
+
+    def to_json(self) -> str:
+        return dumps(to_object(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Placeholder:
+        try:
+            return from_object(cls, json.loads(text), "placeholder record")
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError; SchemaError too
+            raise SchemaError(f"placeholder record is unreadable: {exc}") from None
+
+
+@dataclass
+class _Entry:
+    placeholder: Placeholder
+    state: Local
+    reason: Outcome | None = None  # for SETTLED: the outcome still to be claimed in Redis
+
+
+class Outcomes:
+    """The one final outcome of each question (see the module doc)."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._redis = client
+        self._keys = keys
+
+    def claim(self, key: str, outcome: Outcome) -> Outcome | None:
+        """Record `outcome` unless one is recorded; return the outcome recorded now.
+
+        One command (SET NX GET), so a retried call after a lost reply reads its own claim.
+        None only for a value this code does not know (a newer release's)."""
+        previous = cast("str | None", self._redis.set(self._keys.outcome(key), outcome.value, nx=True,
+                                                      ex=Keys.REPLY_TTL_S, get=True))
+        return outcome if previous is None else _outcome(previous)
+
+    def get_many(self, keys: list[str]) -> list[Outcome | None]:
+        if not keys:
+            return []
+        return [None if v is None else _outcome(v) for v in self._redis.mget([self._keys.outcome(k) for k in keys])]
+
+
+def _outcome(value: str) -> Outcome | None:
+    try:
+        return Outcome(value)
+    except ValueError:
+        return None
+
+
+class Tracker:
+    """Placeholders awaiting their final state, in Redis and in memory (see the module doc).
+
+    Thread-safe: the intake, the delivery and the sweeper of one process share it.
+    """
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._redis = client
+        self._keys = keys
+        self._lock = threading.Lock()
+        self._local: dict[str, _Entry] = {}
+
+    # -- the intake ------------------------------------------------------------------------
+    def begin(self, placeholder: Placeholder) -> None:
+        """Remember a placeholder in memory before anything can fail, so it is never orphaned."""
+        with self._lock:
+            self._local[placeholder.key] = _Entry(placeholder, Local.SUBMITTING)
+
+    def track(self, placeholder: Placeholder) -> Placeholder | None:
+        """Record the placeholder in Redis as its job key's owner. Returns the other placeholder
+        if one already owns the key (this one is a duplicate), else None. Raises RedisError."""
+        previous = cast("str | None", self._redis.set(self._keys.reply(placeholder.key), placeholder.to_json(),
+                                                      nx=True, ex=Keys.REPLY_TTL_S, get=True))
+        if previous is not None:
+            try:
+                owner = Placeholder.from_json(previous)
+            except SchemaError:  # nothing this release wrote: take the key over
+                log.error("replacing an unreadable placeholder record for %s", placeholder.key)
+                self._redis.set(self._keys.reply(placeholder.key), placeholder.to_json(), ex=Keys.REPLY_TTL_S)
+            else:
+                if (owner.channel, owner.ts) != (placeholder.channel, placeholder.ts):
+                    return owner
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zadd(self._keys.replies, {placeholder.key: placeholder.deadline})
+        pipe.expire(self._keys.replies, Keys.REPLY_TTL_S)  # an idle deployment's list goes away
+        pipe.execute()
+        return None
+
+    def mark(self, key: str, state: Local, reason: Outcome | None = None) -> None:
+        with self._lock:
+            entry = self._local.get(key)
+            if entry is not None:
+                entry.state, entry.reason = state, reason
+
+    # -- everyone --------------------------------------------------------------------------
+    def state(self, key: str) -> Local | None:
+        with self._lock:
+            entry = self._local.get(key)
+            return entry.state if entry else None
+
+    def reason(self, key: str) -> Outcome | None:
+        with self._lock:
+            entry = self._local.get(key)
+            return entry.reason if entry else None
+
+    def forget(self, key: str) -> None:
+        """The question has its final outcome: stop tracking it. The record stays until its TTL,
+        still naming the job key's owner. A Redis error is logged: the sweeper, finding the key
+        settled, removes it later."""
+        with self._lock:
+            self._local.pop(key, None)
+        try:
+            self._redis.zrem(self._keys.replies, key)
+        except redis.RedisError as exc:
+            log.warning("could not untrack %s (%s); the sweeper will", key, exc)
+
+    def drop(self, key: str) -> None:
+        """Forget a placeholder only this process knew (never recorded in Redis)."""
+        with self._lock:
+            self._local.pop(key, None)
+
+    # -- the sweeper -----------------------------------------------------------------------
+    def local(self) -> list[tuple[Placeholder, Local]]:
+        with self._lock:
+            return [(e.placeholder, e.state) for e in self._local.values()]
+
+    def tracked(self) -> list[Placeholder]:
+        """Every placeholder tracked in Redis, earliest deadline first; memory entries Redis
+        has lost are written back (a restart without persistence), so other processes and a
+        restarted bot still find them. Raises RedisError."""
+        keys = self._redis.zrange(self._keys.replies, 0, SNAPSHOT_MAX - 1)
+        records = self._redis.mget([self._keys.reply(k) for k in keys]) if keys else []
+        found: dict[str, Placeholder] = {}
+        for key, record in zip(keys, records):
+            if record is None:  # expired (a day after posting): long settled, or a bug; nothing to show
+                log.warning("tracked placeholder %s outlived its record; untracking it", key)
+                self._redis.zrem(self._keys.replies, key)
+                continue
+            try:
+                found[key] = Placeholder.from_json(record)
+            except SchemaError:
+                log.error("tracked placeholder %s has no readable record; untracking it", key)
+                self._redis.zrem(self._keys.replies, key)
+        # Not those the intake is still recording (it knows whether Redis took them), nor those
+        # told while Redis was away (their outcome is written instead).
+        missing = [p for p, state in self.local()
+                   if p.key not in found and state not in (Local.SUBMITTING, Local.SETTLED)]
+        if missing and len(keys) < SNAPSHOT_MAX:
+            # Untracked by another process (its outcome is recorded), or lost with Redis' data.
+            outcomes = self._redis.mget([self._keys.outcome(p.key) for p in missing])
+            lost = [p for p, outcome in zip(missing, outcomes) if outcome is None]
+            for p, outcome in zip(missing, outcomes):
+                if outcome is not None:
+                    self.drop(p.key)
+            if lost:
+                log.warning("Redis lost %d tracked placeholder(s); writing them back", len(lost))
+                pipe = self._redis.pipeline(transaction=False)
+                for p in lost:
+                    pipe.set(self._keys.reply(p.key), p.to_json(), ex=Keys.REPLY_TTL_S)
+                    pipe.zadd(self._keys.replies, {p.key: p.deadline})
+                pipe.expire(self._keys.replies, Keys.REPLY_TTL_S)
+                pipe.execute()
+                found.update({p.key: p for p in lost})
+        return sorted(found.values(), key=lambda p: p.deadline)
