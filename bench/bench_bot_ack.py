@@ -1,6 +1,6 @@
 """How fast does the bot acknowledge Slack? p50/p99 over 200 `/explain` slash commands.
 
-Runs `qa-bot` exactly as deployed in HTTP mode (gunicorn, BOT_MODE=http) against the Slack
+Runs `qa-bot` exactly as deployed in HTTP mode (Hypercorn, BOT_MODE=http) against the Slack
 Web API fake from tests/ and a private redis-server, and times signed slash commands from
 request to HTTP response (what Slack's 3-second budget measures), in three conditions:
 
