@@ -33,8 +33,8 @@ from bot import blocks
 from bot.background import MAX_BACKOFF_S, Background
 from bot.replies import Landing, SlackFailed, Stopped, tag
 from bot.services import ReplyFlow
-from bot.tracking import Local, Outcome
-from explain_core.queue import RESULTS_GROUP, JobError, JobResult, Keys, ResultEntry, consumer_name
+from bot.tracking import Leases, Local, Outcome
+from explain_core.queue import RESULTS_GROUP, JobError, JobResult, ResultEntry, consumer_name
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ class Delivery(Background):
         self._capacity = 4 * flow.settings.delivery_threads  # results read and not yet finished
         self._lock = threading.Lock()
         self._in_flight: set[str] = set()
+        self._leases = Leases(self._redis, self._queue.keys, self.consumer)
 
     def round(self) -> int:
         return self.run_once()
@@ -95,7 +96,7 @@ class Delivery(Background):
     def _process(self, entry: ResultEntry) -> None:
         key = entry.result.key
         try:
-            if not self._lease(key):
+            if not self._leases.take(key):
                 log.info("result %s is being delivered by another consumer; leaving it", key)
                 return
             try:
@@ -104,7 +105,7 @@ class Delivery(Background):
                 if landing is not None:  # a dropped result's placeholder is whoever settled it's to untrack
                     self._flow.tracker.forget(key)
             finally:
-                self._release(key)
+                self._leases.release(key)
         except Stopped:
             log.info("stopping: result %s stays unacked for another consumer", key)
         finally:
@@ -128,7 +129,7 @@ class Delivery(Background):
         if claimed is not Outcome.ANSWER:
             log.info("result %s dropped: the question's outcome is already %r", key, claimed)
             return None
-        heartbeat = self._heartbeat(key)
+        heartbeat = self._leases.renewer(key)
         landing = self._flow.replier.settle(reply_to, tag(key), reply_message(result), heartbeat=heartbeat)
         if landing.how == "nowhere":
             return landing
@@ -175,26 +176,3 @@ class Delivery(Background):
                 log.warning("Redis error while delivering (%s); retrying in %.1fs", exc, backoff)
                 self._flow.replier.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
-
-    def _lease(self, key: str) -> bool:
-        """Take the delivery lease of `key`; False if another live consumer holds it."""
-        try:
-            previous = self._redis.set(self._queue.keys.delivering(key), self.consumer, nx=True,
-                                       ex=Keys.LEASE_TTL_S, get=True)
-        except redis.RedisError:
-            return True  # deliver anyway: every step is safe to repeat
-        return previous is None or previous == self.consumer
-
-    def _heartbeat(self, key: str) -> Callable[[], None]:
-        def renew() -> None:
-            try:
-                self._redis.set(self._queue.keys.delivering(key), self.consumer, ex=Keys.LEASE_TTL_S)
-            except redis.RedisError as exc:
-                log.debug("could not renew the lease of %s: %s", key, exc)
-        return renew
-
-    def _release(self, key: str) -> None:
-        try:
-            self._redis.delete(self._queue.keys.delivering(key))
-        except redis.RedisError as exc:
-            log.debug("could not release the lease of %s (%s); it expires", key, exc)

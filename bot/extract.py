@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 
 # What the child may answer, besides "text"; the bot adds "too_slow" (killed at a limit of
 # time) and "failed" (the child died without answering).
-REFUSALS = ("too_long", "too_many_pages", "encrypted", "unreadable", "too_big")
 # A shown string's length over-counts characters by up to 2 (two-byte codes of CID fonts), so
 # the early stop waits for twice the limit: it never refuses a document that fits.
 _CODE_UNITS_PER_CHAR = 2
@@ -60,7 +59,8 @@ class PdfLimits:
 
 @dataclass(frozen=True)
 class Extracted:
-    """What the child found: `outcome` "text" (then `text`), one of `REFUSALS`, "too_slow" or
+    """What the child found: `outcome` "text" (then `text`), one of "too_long", "too_many_pages", "encrypted",
+    "unreadable", "too_big", "too_slow" or
     "failed"; `pages` when known; `cpu_s` and `peak_mb` as the child measured itself (0 when it
     was killed)."""
 
@@ -152,9 +152,13 @@ def _extract(data: bytes, max_chars: int, max_pages: int) -> dict[str, Any]:
 
 def _peak_mb() -> float:
     """This process's peak resident memory since it started: VmHWM, not ru_maxrss, which Linux
-    carries over from the bot's own size when the child is forked."""
-    with open("/proc/self/status") as status:
-        kilobytes = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    carries over from the bot's own size when the child is forked; ru_maxrss where there is no
+    /proc (macOS, where it counts bytes and RLIMIT_AS is not enforced either)."""
+    try:
+        with open("/proc/self/status") as status:
+            kilobytes = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except OSError:
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024, 1)
     return round(kilobytes / 1024, 1)
 
 

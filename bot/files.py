@@ -37,6 +37,7 @@ PDF_FILETYPES = ("pdf",)
 SUPPORTED_HELP = "plain text (.txt), Markdown (.md) or a PDF with selectable text (.pdf)"
 
 _CHUNK = 64 * 1024
+TEXT_BYTES_PER_CHAR = 4  # the most any encoding (UTF-8, UTF-16 with surrogates) spends on a character
 SEPARATOR = "\n\n"  # between the pieces of one passage (the message's text, each file's)
 
 
@@ -172,11 +173,18 @@ class FileReader:
         if file.get("size") is None or not (file.get("url_private_download") or file.get("url_private")):
             file = self._file_info(file, name)
         size = int(file.get("size") or 0)
-        if size > self._settings.max_file_bytes:
-            raise InputError("file_too_large",
-                             f"{name} is {_megabytes(size)}; I read files up to "
-                             f"{_megabytes(self._settings.max_file_bytes)}. Upload a shorter version.")
-        data = self._download(str(file.get("url_private_download") or file.get("url_private")), name)
+        limit = self._settings.max_file_bytes
+        if size > limit:
+            raise InputError("file_too_large", f"{name} is {_megabytes(size)}; I read files up to "
+                                               f"{_megabytes(limit)}. Upload a shorter version.")
+        over = InputError("file_too_large", f"{name} is larger than {_megabytes(limit)}, the most I read. "
+                                            "Upload a shorter version.")
+        if kind != "pdf" and TEXT_BYTES_PER_CHAR * room + 4 < limit:
+            # More bytes than that (plus a BOM) cannot fit in the room left: never downloaded or decoded.
+            limit, over = TEXT_BYTES_PER_CHAR * room + 4, _too_long(name, room)
+            if size > limit:
+                raise over
+        data = self._download(str(file.get("url_private_download") or file.get("url_private")), name, limit, over)
         text = self._pdf_text(data, name, room) if kind == "pdf" else decode_text(data, name)
         if not text.strip():
             raise InputError("no_passage", f"{name} is empty.")
@@ -207,14 +215,14 @@ class FileReader:
             raise InputError("file_unavailable", f"I can't open {name} (Slack said: {error}). "
                                                  "Make sure I'm in this conversation.") from None
 
-    def _download(self, url: str, name: str) -> bytes:
-        """GET a private file with the bot token, capped in size and total time."""
+    def _download(self, url: str, name: str, limit: int, over: InputError) -> bytes:
+        """GET a private file with the bot token, capped in total time and at `limit` bytes
+        (past which `over` is raised: the file is too large, or its text too long)."""
         target = urlparse(url)
         if (target.scheme, target.netloc) not in self._settings.file_origins:
             raise InputError("file_host_not_allowed",
                              f"{name} is not stored in Slack, so I won't download it. Upload the file itself.")
         request = urllib.request.Request(url, headers={"Authorization": f"Bearer {self._settings.bot_token}"})
-        limit = self._settings.max_file_bytes
         timeout = self._settings.download_timeout_s
         deadline = time.monotonic() + timeout
         too_slow = InputError("download_failed", f"Downloading {name} from Slack took too long. Try again in a minute.")
@@ -229,8 +237,7 @@ class FileReader:
                 while chunk := response.read(_CHUNK):
                     received += len(chunk)
                     if received > limit:
-                        raise InputError("file_too_large", f"{name} is larger than {_megabytes(limit)}, "
-                                                           "the most I read. Upload a shorter version.")
+                        raise over
                     if time.monotonic() > deadline:
                         raise too_slow
                     chunks.append(chunk)

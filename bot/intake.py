@@ -36,9 +36,9 @@ import redis
 from bot import blocks
 from bot.documents import Document, Documents
 from bot.replies import Replier, SlackFailed, tag
-from bot.tracking import Local, Outcome, Outcomes, Placeholder, Tracker
+from bot.tracking import Leases, Local, Outcome, Outcomes, Placeholder, Tracker
 from explain_core.errors import Busy, InputError, Limited, Refusal, Unavailable
-from explain_core.queue import JobOptions, JobQueue, Keys
+from explain_core.queue import JobOptions, JobQueue, Keys, consumer_name
 from explain_core.validation import validate
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,7 @@ class Intake:
         self._documents = documents
         self._deadline_s = deadline_s
         self._askers = _OneAtATime()
+        self._leases = Leases(queue.redis, queue.keys, consumer_name())
 
     def first_delivery(self, key: str, token: str) -> bool:
         """False if the Slack event whose job key is `key` was already taken by another
@@ -204,10 +205,16 @@ class Intake:
 
     def _refuse(self, placeholder: Placeholder, message: str, icon: str = ":warning:") -> bool:
         """Turn the placeholder into a refusal; False if no way to the asker worked (the
-        placeholder then stays tracked and the sweeper says it later)."""
-        landing = self._replier.settle(placeholder.reply_to(), tag(placeholder.key),
-                                       blocks.outcome(placeholder.question, placeholder.asker, message, icon),
-                                       window_s=min(LISTENER_RETRY_S, self._replier.window_s))
+        placeholder then stays tracked and the sweeper says it later). The lease keeps another
+        bot process's sweeper from saying it at the same time."""
+        self._leases.take(placeholder.key)
+        try:
+            landing = self._replier.settle(placeholder.reply_to(), tag(placeholder.key),
+                                           blocks.outcome(placeholder.question, placeholder.asker, message, icon),
+                                           window_s=min(LISTENER_RETRY_S, self._replier.window_s),
+                                           heartbeat=self._leases.renewer(placeholder.key))
+        finally:
+            self._leases.release(placeholder.key)
         return landing.how != "nowhere"
 
     def tell(self, channel: str, user: str, thread_ts: str | None, message: blocks.Message,

@@ -220,11 +220,12 @@ class Replier:
     # -- single calls -------------------------------------------------------------------------
     def post(self, channel: str, thread_ts: str | None, message: blocks.Message, job_tag: str, *,
              kind: str = "reply", window_s: float | None = None, look_first: bool = False,
-             heartbeat: Callable[[], None] | None = None) -> str:
+             heartbeat: Callable[[], None] | None = None, since: float | None = None) -> str:
         """Post once (looked up by its metadata, the job's tag and `kind`, when an attempt's
         effect is unclear); returns the ts. `kind` tells a placeholder from a reply posted
-        in its place."""
-        since = time.time() - LOOKBACK_S
+        in its place. `since`: how far back a lookup searches (an earlier attempt, by a process
+        that died, may be older than LOOKBACK_S)."""
+        since = time.time() - LOOKBACK_S if since is None else min(since, time.time() - LOOKBACK_S)
         payload = {"job": job_tag, "kind": kind}
 
         def find() -> str | None:
@@ -291,8 +292,9 @@ class Replier:
                look_first: bool, heartbeat: Callable[[], None] | None = None) -> None:
         """Upload one picture into a thread, once. `look_first`: an earlier attempt (before a
         crash) may have uploaded it; it is looked for by its file name first. A public channel
-        that refuses it (not_in_channel) is joined once, and the upload tried again."""
-        since = time.time() - LOOKBACK_S
+        that refuses it (not_in_channel) is joined once, and the upload tried again. The lookup
+        searches the whole thread, however long ago a process that died may have uploaded."""
+        since = min(float(thread_ts), time.time() - LOOKBACK_S)
 
         def find() -> bool | None:
             return True if self._find_file(channel, thread_ts, filename, since) else None
@@ -336,7 +338,8 @@ class Replier:
             note = None if failed is None else f"I couldn't update my “Explaining…” message ({failed.reason()})."
             try:
                 ts = self.post(channel, reply_to.thread_ts, message.with_note(note) if note else message, job_tag,
-                               window_s=window, look_first=True, heartbeat=heartbeat)
+                               window_s=window, look_first=True, heartbeat=heartbeat,
+                               since=float(reply_to.ts) if reply_to.ts else None)
                 return Landing("posted", ts, failed.reason() if failed else None)
             except SlackFailed as exc:
                 failed = failed or exc

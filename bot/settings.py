@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 from explain_core import defaults, settings
 from explain_core.errors import ConfigError
+from explain_core.queue import Keys
 from explain_core.settings import Env
 
 MODES = ("socket", "http")
@@ -112,7 +113,7 @@ class BotSettings:
             doc_cache_ttl_s=env.integer("QA_DOC_CACHE_TTL_S", defaults.DOC_CACHE_TTL_S, low=1),
             max_per_user=env.integer("QA_MAX_PER_USER", defaults.MAX_PER_USER, low=1),
             max_per_channel=env.integer("QA_MAX_PER_CHANNEL", defaults.MAX_PER_CHANNEL, low=1),
-            reply_deadline_s=env.number("QA_REPLY_DEADLINE_S", defaults.REPLY_DEADLINE_S, low=1.0),
+            reply_deadline_s=_reply_deadline(env),
             slack_retry_s=env.number("QA_SLACK_RETRY_S", defaults.SLACK_RETRY_S, low=0.0),
             delivery_threads=env.integer("QA_DELIVERY_THREADS", defaults.DELIVERY_THREADS, low=1),
             bind_host=env.text("BIND_HOST", defaults.BIND_HOST),
@@ -131,3 +132,14 @@ class BotSettings:
         """
         api = urlparse(self.api_url)
         return frozenset({("https", SLACK_FILE_HOST), (api.scheme, api.netloc)})
+
+
+def _reply_deadline(env: Env) -> float:
+    """QA_REPLY_DEADLINE_S, below the hour for which the queue keeps a job's trace (its dedup
+    key, the asker's place in line): past that the sweeper would call a waiting job lost."""
+    deadline = env.number("QA_REPLY_DEADLINE_S", defaults.REPLY_DEADLINE_S, low=1.0)
+    longest = min(Keys.DEDUP_TTL_S, Keys.LINE_TTL_S) / 2
+    if deadline > longest:
+        raise ConfigError(f"QA_REPLY_DEADLINE_S={deadline:g} is too long: at most {longest:g} seconds, because the "
+                          f"queue keeps a job's trace for {min(Keys.DEDUP_TTL_S, Keys.LINE_TTL_S)} seconds")
+    return deadline

@@ -32,7 +32,8 @@ from bot import blocks
 from bot.background import Background
 from bot.replies import Stopped, tag
 from bot.services import ReplyFlow
-from bot.tracking import Local, Outcome, Placeholder
+from bot.tracking import Leases, Local, Outcome, Placeholder
+from explain_core.queue import consumer_name
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class Sweeper(Background):
         self.pause_s = flow.settings.sweep_interval_s
         self._lock = threading.Lock()
         self._busy: set[str] = set()  # keys whose message is on a lane now
+        self._leases = Leases(flow.queue.redis, flow.queue.keys, consumer_name())
 
     def round(self) -> int:
         return self.sweep()
@@ -115,12 +117,15 @@ class Sweeper(Background):
 
     def _settle(self, placeholder: Placeholder, outcome: Outcome, *, redis_down: bool = False) -> None:
         message = outcome_message(placeholder, outcome, self._settings.reply_deadline_s, redis_down=redis_down)
+        if not self._leases.take(placeholder.key):
+            return  # another bot process is showing this question's outcome right now
         with self._lock:
             self._busy.add(placeholder.key)
 
         def task() -> None:
             try:
-                landing = self._flow.replier.settle(placeholder.reply_to(), tag(placeholder.key), message)
+                landing = self._flow.replier.settle(placeholder.reply_to(), tag(placeholder.key), message,
+                                                    heartbeat=self._leases.renewer(placeholder.key))
                 log.info("placeholder of %s settled as %s (%s)", placeholder.key, outcome.value, landing.how)
                 if redis_down:
                     self._flow.tracker.mark(placeholder.key, Local.SETTLED, outcome)
@@ -129,6 +134,7 @@ class Sweeper(Background):
             except Stopped:
                 pass
             finally:
+                self._leases.release(placeholder.key)
                 with self._lock:
                     self._busy.discard(placeholder.key)
 

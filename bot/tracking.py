@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import cast
@@ -238,3 +239,39 @@ class Tracker:
                 pipe.execute()
                 found.update({p.key: p for p in lost})
         return sorted(found.values(), key=lambda p: p.deadline)
+
+
+class Leases:
+    """Who is showing a question's final message right now (`Keys.delivering`, SET NX with a
+    TTL renewed while the reply is retried): a result reclaimed by another bot process, or a
+    sweeper of another process that sees the outcome claimed, leaves that question alone, so
+    that two processes never post the same message twice."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, owner: str) -> None:
+        self._redis = client
+        self._keys = keys
+        self.owner = owner
+
+    def take(self, key: str) -> bool:
+        """False if another live owner holds the lease. With Redis unreachable: True (every step
+        is safe to repeat, and saying nothing would be worse)."""
+        try:
+            previous = self._redis.set(self._keys.delivering(key), self.owner, nx=True, ex=Keys.LEASE_TTL_S,
+                                       get=True)
+        except redis.RedisError:
+            return True
+        return previous is None or previous == self.owner
+
+    def renewer(self, key: str) -> Callable[[], None]:
+        def renew() -> None:
+            try:
+                self._redis.set(self._keys.delivering(key), self.owner, ex=Keys.LEASE_TTL_S)
+            except redis.RedisError as exc:
+                log.debug("could not renew the lease of %s: %s", key, exc)
+        return renew
+
+    def release(self, key: str) -> None:
+        try:
+            self._redis.delete(self._keys.delivering(key))
+        except redis.RedisError as exc:
+            log.debug("could not release the lease of %s (%s); it expires", key, exc)

@@ -103,7 +103,7 @@ def _jsonl_records(handle: TextIO) -> Iterator[tuple[int, Any, str, str] | dict[
             continue
         try:
             item = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, too deep, an integer too long
             item = None
         if isinstance(item, dict) and "question" in item and "passage" in item:
             yield number, item.get("id"), item["question"], item["passage"]

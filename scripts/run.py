@@ -201,7 +201,7 @@ def serve(procfile: Path, env: dict[str, str], port: int) -> int:
         stopped.append(signum)
         proc.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
 
-    previous = {sig: signal.signal(sig, pass_on) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, pass_on) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         code = proc.wait()
     finally:
@@ -221,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data", help="where an embedded Redis keeps its files")
     parser.add_argument("--no-download", action="store_true", help="skip `qa-worker --download`")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)  # a stop before honcho runs still stops our redis-server
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # a stop (or a closed terminal) before honcho runs
+        signal.signal(sig, _interrupt)  # still stops our redis-server
     env = environment(args.env_file, os.environ)
     redis: LocalRedis | None = None
     try:

@@ -68,8 +68,13 @@ def _filtered_native_stderr() -> Iterator[None]:
     """
     raw_level = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0").strip()
     min_level = int(raw_level) if raw_level.isdigit() else 0
-    sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all (closed by a launcher): nothing to filter
+        yield
+        return
+    if sys.stderr is not None:
+        sys.stderr.flush()
     imported = False
     with tempfile.TemporaryFile() as held:
         os.dup2(held.fileno(), 2)
@@ -77,13 +82,13 @@ def _filtered_native_stderr() -> Iterator[None]:
             yield
             imported = True
         finally:
-            sys.stderr.flush()
+            if sys.stderr is not None:
+                sys.stderr.flush()
             os.dup2(saved, 2)
-            os.close(saved)
             held.seek(0)
             text = held.read().decode("utf-8", errors="replace")
-            sys.stderr.write(_native_lines_kept(text, min_level) if imported else text)
-            sys.stderr.flush()
+            os.write(saved, (_native_lines_kept(text, min_level) if imported else text).encode("utf-8"))
+            os.close(saved)
 
 
 with _filtered_native_stderr():

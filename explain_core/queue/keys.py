@@ -10,7 +10,7 @@ Layout under a namespace `ns` (QA_NAMESPACE, default "qa"):
     ns:passage:<sha256>          a large passage, stored once (content address), referenced by jobs
     ns:done:<job id>             written with the result, so a job computed twice yields one result
     ns:worker:<consumer>         a live worker's heartbeat, for `qa-worker --check` (TTL: its visibility timeout)
-    ns:active:<team>:<user>      the idempotency key of the one job of this asker in the jobs stream
+    ns:active:<team>:<user>      the stream id of the one job of this asker in the jobs stream
     ns:held:<team>:<user>        list: this asker's further questions, waiting outside the stream
                                  (fair share: each asker has at most one job in the stream)
     ns:load:<team>:<channel>     sorted set: unanswered job keys of a channel, scored by expiry

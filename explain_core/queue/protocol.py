@@ -33,14 +33,18 @@ T = TypeVar("T")
 # Fair share: each asker (team:user) has at most one job in the jobs stream. Their further
 # questions wait in their own list and join the tail of the stream one at a time, as the one
 # before finishes, so the stream serves askers round robin and one person's backlog never sits
-# in front of anyone else's first question. `push` is shared by both scripts below.
+# in front of anyone else's first question. `push` is shared by both scripts below; `active`
+# holds the stream id of the asker's job there, so a job the stream no longer has (trimmed by
+# hand, evicted) frees its asker's place at the next question instead of holding it an hour.
+# No MAXLEN here: the backlog cap is enforced at enqueue, and an approximate trim could drop
+# an unfinished job.
 _PUSH = """
-local function push(jobs, item, active, held, maxlen, stream_ttl, line_ttl)
+local function push(jobs, item, active, held, stream_ttl, line_ttl)
   local f = cjson.decode(item)
-  local id = redis.call('XADD', jobs, 'MAXLEN', '~', maxlen, '*', 'job', f.job, 'key', f.key,
-                        'active', active, 'held', held, 'load', f.load)
+  local id = redis.call('XADD', jobs, '*', 'job', f.job, 'key', f.key, 'active', active, 'held', held,
+                        'load', f.load)
   redis.call('EXPIRE', jobs, stream_ttl)
-  if active ~= '' then redis.call('SET', active, f.key, 'EX', line_ttl) end
+  if active ~= '' then redis.call('SET', active, id, 'EX', line_ttl) end
   return id
 end
 """
@@ -65,7 +69,8 @@ end
 local running, waiting = false, 0
 if ARGV[13] == '1' then
   active, held = KEYS[4], KEYS[5]
-  running = redis.call('EXISTS', active) == 1
+  local current = redis.call('GET', active)
+  running = current ~= false and #redis.call('XRANGE', KEYS[1], current, current) > 0
   waiting = redis.call('LLEN', held)
   if (running and 1 or 0) + waiting >= tonumber(ARGV[10]) then return {'user_limit', ARGV[10]} end
 end
@@ -79,14 +84,14 @@ end
 local item = cjson.encode({job = ARGV[1], key = ARGV[8], load = load})
 if running or waiting > 0 then
   if not running then  -- the asker's job in the stream was lost: the oldest waiting one goes in
-    push(KEYS[1], redis.call('LPOP', held), active, held, ARGV[3], ARGV[4], ARGV[12])
+    push(KEYS[1], redis.call('LPOP', held), active, held, ARGV[4], ARGV[12])
     waiting = waiting - 1
   end
   redis.call('RPUSH', held, item)
   redis.call('EXPIRE', held, ARGV[12])
   return {'held', '', ahead + waiting + 1}
 end
-return {'queued', push(KEYS[1], item, active, held, ARGV[3], ARGV[4], ARGV[12]), ahead}
+return {'queued', push(KEYS[1], item, active, held, ARGV[4], ARGV[12]), ahead}
 """
 
 # Result (and dead letter) written, the asker's next question let into the stream, then the
@@ -116,10 +121,10 @@ if first then
     if f.load and f.load ~= '' then redis.call('ZREM', f.load, f.key) end
     if f.active and f.active ~= '' then
       local current = redis.call('GET', f.active)
-      if current == f.key or not current then
+      if current == ARGV[2] or not current then
         redis.call('DEL', f.active)
         local nxt = redis.call('LPOP', f.held)
-        if nxt then push(KEYS[1], nxt, f.active, f.held, ARGV[5], ARGV[6], ARGV[8]) end
+        if nxt then push(KEYS[1], nxt, f.active, f.held, ARGV[6], ARGV[8]) end
       end
     end
   end
@@ -393,7 +398,10 @@ class JobQueue:
         `QA_BLOCK_MS`; a killed one's jobs have just been reclaimed), so the group lists the
         living and `qa-worker --check` tells the truth."""
         for row in self._client.xinfo_consumers(self.keys.jobs, WORKER_GROUP):
-            if row["pending"] == 0 and row["idle"] >= min_idle_ms:
+            # A heartbeat means it is alive: it may read between our XINFO and the delete, and
+            # deleting it would drop what it just read from the pending list.
+            if row["pending"] == 0 and row["idle"] >= min_idle_ms and not self._client.exists(
+                    self.keys.worker(row["name"])):
                 self._client.xgroup_delconsumer(self.keys.jobs, WORKER_GROUP, row["name"])
 
     def heartbeat(self, consumer: str, ttl_s: float) -> None:

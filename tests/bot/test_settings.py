@@ -20,7 +20,7 @@ def test_unset_variables_take_the_shared_defaults() -> None:
 
 
 @pytest.mark.parametrize("name, value", [("QA_MAX_PDF_PAGES", "many"), ("QA_DOWNLOAD_TIMEOUT_S", "-1"),
-                                         ("BOT_MODE", "lambda")])
+                                         ("BOT_MODE", "lambda"), ("QA_REPLY_DEADLINE_S", "7200")])
 def test_a_bad_value_names_its_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         BotSettings.from_env({**TOKENS, name: value})

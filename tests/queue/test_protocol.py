@@ -270,12 +270,35 @@ def test_channel_limit_counts_unanswered_questions_of_everyone_in_it(redis_url: 
     assert not queue.enqueue("k4", "q", "p", JobOptions(), replace(REPLY_TO, user="U4")).duplicate
 
 
-def test_held_question_goes_in_when_the_askers_running_one_was_lost(queue: JobQueue) -> None:
-    queue.enqueue("a", "q", "p", JobOptions(), REPLY_TO)
+@pytest.mark.parametrize("loss", ["stream and place", "only the stream entry"])
+def test_held_question_goes_in_when_the_askers_running_one_was_lost(queue: JobQueue, loss: str) -> None:
+    first = queue.enqueue("a", "q", "p", JobOptions(), REPLY_TO)
     queue.enqueue("b", "q", "p", JobOptions(), REPLY_TO)
-    queue.redis.delete(queue.keys.jobs, queue.keys.active(f"-:{REPLY_TO.user}"))  # Redis lost the running one
+    if loss == "stream and place":  # a restart without persistence, or a flush
+        queue.redis.delete(queue.keys.jobs, queue.keys.active(f"-:{REPLY_TO.user}"))
+    else:  # trimmed or evicted: the asker's place still names it
+        queue.redis.xdel(queue.keys.jobs, first.job_id)
     queue.enqueue("c", "q", "p", JobOptions(), REPLY_TO)
     assert [serve_one(queue) for _ in range(2)] == ["b", "c"]
+
+
+def test_finishing_at_the_backlog_cap_never_trims_an_unfinished_job(redis_url: str, namespace: str) -> None:
+    """Releasing a held question may take the stream one past the cap: nothing is trimmed. (An
+    approximate MAXLEN there dropped the oldest job, alone in a stream node of deleted ones.)"""
+    queue = JobQueue.from_url(redis_url, namespace, max_backlog=101, max_per_channel=10_000)
+    for i in range(100):  # one stream node: the oldest job, then 99 that are answered
+        queue.enqueue(f"old{i}", "q", "p", JobOptions(), replace(REPLY_TO, user=f"U{i}"))
+    entries = queue.read_jobs("w1", count=100, block_ms=10)
+    queue.finish([Finished(e.entry_id, result_for(e.entry_id, f"old{i}")) for i, e in enumerate(entries) if i])
+    for i in range(99):
+        queue.enqueue(f"new{i}", "q", "p", JobOptions(), replace(REPLY_TO, user=f"V{i}"))
+    queue.enqueue("held", "q", "p", JobOptions(), replace(REPLY_TO, user="V1"))
+    queue.enqueue("new99", "q", "p", JobOptions(), replace(REPLY_TO, user="V99"))  # the stream at its cap
+    (v1,) = [e for e in queue.read_jobs("w1", count=200, block_ms=10) if Job.from_json(e.payload).key == "new1"]
+    queue.finish([Finished(v1.entry_id, result_for(v1.entry_id, "new1"))])  # releases "held"
+    keys = {Job.from_json(fields["job"]).key for _id, fields in queue.redis.xrange(queue.keys.jobs)}
+    assert "old0" in keys and "held" in keys and len(keys) == 101
+
 
 
 def test_known_tells_a_queued_job_from_one_redis_lost(queue: JobQueue) -> None:

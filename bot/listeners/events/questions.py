@@ -59,7 +59,7 @@ def answer_message(svc: Services, event: dict[str, Any], team: str, text: str,
             svc.intake.submit(Ask(key=key, team=team, channel=channel, user=user, question=question,
                                   passage=passage, thread_ts=ts, options=options, remember=True))
         elif files and not question:
-            document = svc.documents.for_thread(team, channel, ts, user, event)
+            document = svc.documents.for_thread(team, channel, ts, user, {**event, "text": ""})  # the mention alone
             tell(blocks.notice(f"I've read {', '.join(document.sources)}. Ask your question in this "
                                    "message's thread" + (" (mention me)." if where == "mention" else ".")))
         elif files:
