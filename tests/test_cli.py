@@ -151,11 +151,12 @@ def test_jsonl_bad_and_endless_lines_become_error_records_in_place(tiny_model_di
     good = json.dumps({"id": "ok", "question": "Who built it?", "passage": "Robert Stevenson built it."})
     path = tmp_path / "batch.jsonl"
     path.write_text("\n".join([
-        good, "{not json", json.dumps({"id": 3, "question": "no passage"}), "x" * 2_000_000, good]) + "\n",
+        good, "{not json", json.dumps({"id": 3, "question": "no passage"}), "x" * 2_000_000, "[" * 100_000,
+        '{"id": ' + "9" * 5000 + "}", good]) + "\n",
         encoding="utf-8")
     out = io.StringIO()
     assert run(["--jsonl", str(path), "--model", str(tiny_model_dir)], stdout=out) == 0
     records = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert [r.get("id") for r in records] == ["ok", None, 3, None, "ok"]
-    assert [r.get("error", {}).get("code") for r in records] == [None, "bad_jsonl", "bad_jsonl", "bad_jsonl", None]
+    assert [r.get("id") for r in records] == ["ok", None, 3, None, None, None, "ok"]
+    assert [r.get("error", {}).get("code") for r in records] == [None] + ["bad_jsonl"] * 5 + [None]
     assert "line 4 is over" in records[3]["error"]["message"]

@@ -79,6 +79,19 @@ def test_size_cap_is_checked_before_and_during_download(slack: SlackFake, reader
     assert code_of(lambda: reader.read_file(understated)) == "file_too_large"
 
 
+def test_text_longer_than_the_passage_limit_is_never_downloaded_whole(slack: SlackFake, reader: FileReader,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """No encoding spends more than 4 bytes on a character: a text file of more bytes than that
+    times the characters left is refused by its size, or cut off while downloading."""
+    monkeypatch.setenv("QA_MAX_PASSAGE_CHARS", "500")
+    declared = slack.add_file("long.txt", b"x" * 3_000)
+    assert code_of(lambda: reader.read_file(declared)) == "passage_too_long"
+    assert declared["id"] not in slack.downloads
+    understated = slack.add_file("liar.txt", b"x" * 3_000, size=10)
+    assert code_of(lambda: reader.read_file(understated)) == "passage_too_long"
+    assert reader.read_file(slack.add_file("fits.txt", "é".encode() * 500)) == "é" * 500  # 1,000 bytes
+
+
 def test_the_token_goes_only_to_slack(slack: SlackFake, reader: FileReader) -> None:
     elsewhere = slack.add_file("x.txt", b"hi", host_url="https://files.example.com")
     assert code_of(lambda: reader.read_file(elsewhere)) == "file_host_not_allowed"

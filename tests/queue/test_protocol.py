@@ -329,6 +329,17 @@ def test_killed_workers_leave_the_group_once_their_jobs_are_reclaimed(queue: Job
     assert [c["name"] for c in queue.redis.xinfo_consumers(queue.keys.jobs, WORKER_GROUP)] == ["alive"]
 
 
+def test_a_worker_with_a_heartbeat_is_never_forgotten(queue: JobQueue) -> None:
+    """It may read between the clean-up's look and its delete, which would drop what it read."""
+    queue.enqueue("a", "q", "p", JobOptions(), REPLY_TO)
+    (entry,) = queue.read_jobs("slow-but-alive", count=1, block_ms=10)
+    queue.finish([Finished(entry.entry_id, result_for(entry.entry_id, "a"))])  # nothing pending now
+    queue.heartbeat("slow-but-alive", ttl_s=60)
+    time.sleep(0.05)
+    queue.reclaim_jobs("other", min_idle_ms=10, count=10)
+    assert "slow-but-alive" in [c["name"] for c in queue.redis.xinfo_consumers(queue.keys.jobs, WORKER_GROUP)]
+
+
 def test_check_counts_idle_live_workers_by_their_heartbeat(queue: JobQueue) -> None:
     """Redis lists a consumer only once something was delivered to it: an idle worker that
     has read nothing yet is alive all the same, and a killed one stops counting."""
