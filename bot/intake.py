@@ -29,7 +29,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import cast
 
 import redis
 
@@ -116,15 +115,12 @@ class Intake:
         """False if the Slack event whose job key is `key` was already taken by another
         delivery of it (a retry): it must do nothing, not even repeat an error message.
 
-        `token` is unique to this delivery of the event: the claim stores it (SET NX GET), so
-        a claim that redis-py repeated after a lost reply still reads as ours. If Redis is
-        down the event is handled, and the intake will say that Redis is down."""
+        `token` is unique to this delivery of the event (see `JobQueue.claim_once`). If Redis
+        is down the event is handled, and the intake will say that Redis is down."""
         try:
-            previous = cast("str | None", self._queue.redis.set(self._queue.keys.once(key), token, nx=True,
-                                                                ex=Keys.EVENT_TTL_S, get=True))
+            return self._queue.claim_once(key, Keys.EVENT_TTL_S, token)
         except redis.RedisError:
             return True
-        return previous is None or previous == token
 
     def submit(self, ask: Ask) -> None:
         """Validate, admit, post the placeholder, enqueue. Raises a Refusal for the user while

@@ -339,10 +339,11 @@ def load_model(name_or_path: str) -> QAModel:
 
 
 def _from_pretrained(source: str, **hub: Any) -> tuple[PreTrainedTokenizerFast, tf.keras.Model]:
-    _check_supported(source, AutoConfig.from_pretrained(source, **hub))
-    tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True, **hub)
+    config = AutoConfig.from_pretrained(source, **hub)  # read once, for the check and both loads
+    _check_supported(source, config)
+    tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True, config=config, **hub)
     with _precision_policy(precision()):
-        model = TFAutoModelForQuestionAnswering.from_pretrained(source, **hub)
+        model = TFAutoModelForQuestionAnswering.from_pretrained(source, config=config, **hub)
     return tokenizer, model
 
 

@@ -329,9 +329,15 @@ class JobQueue:
         pipe.xdel(self.keys.results, entry_id)
         pipe.execute()
 
-    def claim_once(self, marker: str, ttl_s: int = Keys.ONCE_TTL_S) -> bool:
-        """True for the first caller with this marker within `ttl_s`, False for every later one."""
-        return bool(self._client.set(self.keys.once(marker), "1", nx=True, ex=ttl_s))
+    def claim_once(self, marker: str, ttl_s: int = Keys.ONCE_TTL_S, token: str = "") -> bool:
+        """True for the first caller with this marker within `ttl_s`, False for every later one.
+
+        A caller's own `token` (unique to it) is stored with the claim, so that redis-py repeating
+        the command after a lost reply still reads as that caller's claim, not as another's."""
+        if not token:
+            return bool(self._client.set(self.keys.once(marker), "1", nx=True, ex=ttl_s))
+        previous = self._client.set(self.keys.once(marker), token, nx=True, ex=ttl_s, get=True)
+        return previous is None or previous == token
 
     # -- worker side ------------------------------------------------------------------
     def read_jobs(self, consumer: str, count: int, block_ms: int) -> list[JobEntry]:
