@@ -24,6 +24,7 @@ from slack_sdk.errors import SlackApiError
 from bot.delivery import Delivery
 from bot.http import EVENTS_PATH, SlackFront, serve
 from bot.listeners import register_listeners
+from bot.progress import LiveProgress
 from bot.services import CONTEXT_KEY, Services, web_client
 from bot.settings import SETUP_SECTION, BotSettings
 from bot.sweeper import Sweeper
@@ -77,6 +78,7 @@ def start(settings: BotSettings) -> App:
     services = Services.create(settings, queue)
     Delivery(services.flow).start()
     Sweeper(services.flow).start()
+    LiveProgress(services.flow).start()
     return build_app(settings, services)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Self
 
 import redis
 
@@ -32,7 +33,7 @@ class Background:
     def round(self) -> object:
         raise NotImplementedError
 
-    def start(self) -> Background:
+    def start(self) -> Self:
         self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
         self._thread.start()
         return self

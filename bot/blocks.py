@@ -16,12 +16,20 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from explain_core.present.summary import AnswerSummary
-from explain_core.queue import JobError
+from bot.answers import Asked
+from explain_core.present.summary import METHOD_LABELS, Alternative, AnswerSummary, method_label, model_label
+from explain_core.queue import JobError, QueueStats, WorkerInfo
+from explain_core.queue.feedback import HELPFUL, NOT_HELPFUL
 
 MODAL_CALLBACK_ID = "explain_modal"
+# The answer's buttons (bot/listeners/actions/)
+ACTION_FEEDBACK = "answer_feedback"
+ACTION_ANOTHER_WAY = "answer_another_way"
+ACTION_OTHER_ANSWERS = "answer_other_answers"
+ACTION_COMPARE = "answer_compare"
 QUESTION_BLOCK = "question"
 PASSAGE_BLOCK = "passage"
 INPUT_ACTION = "value"
@@ -36,6 +44,7 @@ TOP_WORDS_SHOWN = 10
 WORD_SHOWN_MAX = 60
 # Blocks per model in a comparison (divider, answer, context), and what a reply needs besides:
 # the question, the "more models" line, the picture line and one note added on delivery.
+# (A one-model answer adds its two rows of buttons; a comparison has none.)
 _PER_MODEL = 3
 COMPARE_SHOWN = (MAX_BLOCKS - 4) // _PER_MODEL
 
@@ -144,24 +153,33 @@ def _notification(prefix: str, question: str) -> str:
 
 
 def placeholder(question: str, asker: str | None, waiting: int) -> Message:
-    """The reply while the job waits; updated in place with the answer (or what happened) later.
-    The notification names the question, since a phone shows nothing else."""
+    """The reply while the job waits; updated in place with where it is, then with the answer
+    (or what happened). The notification names the question, since a phone shows nothing else."""
     queue = f" ({waiting} question{'s' if waiting != 1 else ''} in the queue)" if waiting > 0 else ""
-    return Message(text=_notification("Explaining", question) + "…" + queue,
-                   blocks=[_rich(_question_line(question, asker)),
-                           _context(f":hourglass_flowing_sand: Explaining…{queue}")])
+    return _pending(question, asker, f":hourglass_flowing_sand: Explaining…{queue}", queue)
+
+
+def working(question: str, asker: str | None, done: int = 0, total: int = 0) -> Message:
+    """The placeholder once a worker has the question: how far it has read a long document."""
+    if total > 1:
+        return _pending(question, asker, f":gear: Reading the document: {done:,} of {total:,} parts…")
+    return _pending(question, asker, ":gear: Working on it: finding the answer and the words that mattered…")
+
+
+def _pending(question: str, asker: str | None, line: str, note: str = "") -> Message:
+    return Message(text=_notification("Explaining", question) + "…" + note,
+                   blocks=[_rich(_question_line(question, asker)), _context(line)])
 
 
 def _percent(value: float) -> str:
     return f"{round(value * 100):d}%"
 
 
-def _sentence(summary: AnswerSummary) -> dict[str, Any]:
-    """The answer's sentence as a quote, the answer in bold (whitespace kept outside the bold
-    style). Offsets from the worker are clamped, so a broken result cannot raise here."""
-    s = summary.sentence
-    start = max(0, min(summary.answer_start, len(s)))
-    end = max(start, min(summary.answer_end, len(s)))
+def _sentence_quote(s: str, answer_start: int, answer_end: int) -> dict[str, Any]:
+    """A sentence as a quote, `s[answer_start:answer_end]` in bold (whitespace kept outside the
+    bold style). Offsets from the worker are clamped, so a broken result cannot raise here."""
+    start = max(0, min(answer_start, len(s)))
+    end = max(start, min(answer_end, len(s)))
     before, span, after = s[:start], s[start:end], s[end:]
     core = span.strip()
     if not core:
@@ -200,7 +218,7 @@ def _answer_blocks(summary: AnswerSummary, *, with_model_header: bool) -> list[d
         parts.append(_line(_text("Answer: ", bold=True), _text(shorten(summary.answer, ANSWER_SHOWN_MAX) or "…"),
                            _text("   "), _text("Confidence: ", bold=True), _text(_percent(summary.confidence))))
         if summary.sentence.strip():
-            parts.append(_sentence(summary))
+            parts.append(_sentence_quote(summary.sentence, summary.answer_start, summary.answer_end))
     if summary.top_words:
         words = " · ".join(shorten(w.text, WORD_SHOWN_MAX) for w in summary.top_words[:TOP_WORDS_SHOWN])
         parts.append(_line(_text("Top words: ", bold=True), _text(words)))
@@ -208,11 +226,12 @@ def _answer_blocks(summary: AnswerSummary, *, with_model_header: bool) -> list[d
 
 
 def answer(question: str, asker: str | None, summaries: list[AnswerSummary], *,
-           pictures_in_thread: bool = False) -> Message:
+           pictures_in_thread: bool = False, actions: Actions | None = None) -> Message:
     """The final reply: one answer, or one per model for `--compare` (at most `COMPARE_SHOWN`).
 
     `pictures_in_thread` adds where the pictures are, for a reply that starts a thread
-    (`/explain`, the form): Slack shows a thread's files only to those who open it."""
+    (`/explain`, the form): Slack shows a thread's files only to those who open it.
+    `actions` adds the answer's buttons (a one-model answer's)."""
     blocks = [_rich(_question_line(question, asker))]
     several = len(summaries) > 1
     shown = summaries[:COMPARE_SHOWN]
@@ -229,12 +248,68 @@ def answer(question: str, asker: str | None, summaries: list[AnswerSummary], *,
         what = "The pictures of the words each model relied on are" if several else \
             "The picture of the words the model relied on is"
         blocks.append(_context(f":frame_with_picture: {what} in this message's thread."))
+    if actions is not None:
+        blocks.extend(_action_blocks(actions))
     first = summaries[0]
     if first.no_answer:
         text = f"No answer in this passage ({_percent(first.confidence)})"
     else:
         text = f"Answer: {mrkdwn(shorten(first.answer, 200))} ({_percent(first.confidence)})"
     return Message(text=text, blocks=blocks)
+
+
+@dataclass(frozen=True)
+class Actions:
+    """An answer's buttons: `tag` names the answer (`bot.answers`), `method` is the one shown
+    (not offered again), `compare` offers a comparison (the worker has several models)."""
+
+    tag: str
+    method: str
+    compare: bool = False
+
+
+def _plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text, "emoji": True}
+
+
+def _action_blocks(actions: Actions) -> list[dict[str, Any]]:
+    """"Explain another way" (the other saliency methods), "Other answers", "Compare models",
+    and Slack's feedback buttons. Values carry the method or vote and the answer's tag."""
+    methods = [m for m in METHOD_LABELS if m != actions.method]
+    elements: list[dict[str, Any]] = [
+        {"type": "static_select", "action_id": ACTION_ANOTHER_WAY, "placeholder": _plain("Explain another way"),
+         "options": [{"text": _plain(method_label(m)), "value": f"{m} {actions.tag}"} for m in methods]},
+        {"type": "button", "action_id": ACTION_OTHER_ANSWERS, "text": _plain("Other answers"), "value": actions.tag},
+    ]
+    if actions.compare:
+        elements.append({"type": "button", "action_id": ACTION_COMPARE, "text": _plain("Compare models"),
+                         "value": actions.tag})
+    feedback = {"type": "feedback_buttons", "action_id": ACTION_FEEDBACK,
+                "positive_button": {"text": _plain("👍 Helpful"), "value": f"{HELPFUL} {actions.tag}",
+                                    "accessibility_label": "This answer was helpful"},
+                "negative_button": {"text": _plain("👎 Not helpful"), "value": f"{NOT_HELPFUL} {actions.tag}",
+                                    "accessibility_label": "This answer was not helpful"}}
+    return [{"type": "actions", "block_id": f"answer_actions_{actions.tag}", "elements": elements},
+            {"type": "context_actions", "block_id": f"answer_feedback_{actions.tag}", "elements": [feedback]}]
+
+
+def other_answers(question: str, alternatives: list[Alternative]) -> Message:
+    """The pipeline's top answers to a question, each with its score and its sentence."""
+    parts: list[dict[str, Any]] = [_line(_text("Top answers to: ", bold=True),
+                                         _text(shorten(question, QUESTION_SHOWN_MAX)))]
+    for i, alt in enumerate(alternatives, 1):
+        if not alt.answer:
+            parts.append(_line(_text(f"{i}. "), _text("No answer in this passage", bold=True),
+                               _text(f" ({_percent(alt.score)})")))
+            continue
+        parts.append(_line(_text(f"{i}. "), _text(shorten(alt.answer, ANSWER_SHOWN_MAX), bold=True),
+                           _text(f" ({_percent(alt.score)})")))
+        if alt.sentence.strip():
+            parts.append(_sentence_quote(alt.sentence, alt.answer_start, alt.answer_end))
+    if not alternatives:
+        parts.append(_line(_text("The model found no other answer.")))
+    text = f"Top answers to “{mrkdwn(shorten(question, NOTIFICATION_QUESTION_MAX))}”"
+    return Message(text=text, blocks=[_rich(*parts)])
 
 
 def job_failed(question: str, asker: str | None, error: JobError) -> Message:
@@ -309,3 +384,63 @@ def modal(metadata: dict[str, Any], *, question: str = "", passage: str | None =
         "private_metadata": json.dumps(metadata, separators=(",", ":")),
         "blocks": blocks,
     }
+
+
+HOME_MAX_BLOCKS = 100  # Slack's cap for a Home tab view
+
+
+def home_view(*, bot_user: str | None, stats: QueueStats | None, workers: list[WorkerInfo],
+              questions: list[tuple[Asked, str, str | None]] | None) -> dict[str, Any]:
+    """The App Home tab: the four ways to ask of HELP_TEXT, each with an example; the service
+    (`stats` None: Redis could not be read) with the models and methods its live `workers` offer;
+    the person's recent `questions`, newest first, each with what became of it and the link to
+    its reply (None: Redis could not be read). Questions, and model names an operator chose, are
+    rich_text, shown as typed; at most `HOME_MAX_BLOCKS` blocks whatever the number of questions."""
+    me = f"<@{bot_user}>" if bot_user else "@explain"
+    example = "Who built the lighthouse? | The lighthouse was built by Robert Stevenson in 1810."
+    view: list[dict[str, Any]] = [
+        {"type": "header", "text": _plain("Ask me about a passage")},
+        _section("I answer a question about a passage and show which words mattered: the answer, my confidence, "
+                 "the sentence it came from and a picture of the words the model relied on."),
+        _section(f"*1. The `/explain` command*, in any channel:\n`/explain {example}`\n`/explain` alone opens a "
+                 "form; `/explain --compare question | passage` answers with every model the service offers."),
+        _section("*2. Mention me in a document's thread*: post a document (pasted text, or a .txt, .md or .pdf "
+                 f"file), then write in its thread: {me} Who built the lighthouse?\nLater questions in the same "
+                 "thread reuse the document. PDFs need a text layer (no scans)."),
+        _section(f"*3. A direct message*: in my *Messages* tab, send `{example}`, or post a document there and "
+                 "ask in its thread."),
+        _section("*4. Ask about this message*: on any message, *More actions* (⋮) → *Ask about this message*, then "
+                 "type your question in the form; the message and its files are the passage."),
+        {"type": "divider"},
+        {"type": "header", "text": _plain("The service")},
+    ]
+    if stats is None:
+        view.append(_section(":warning: The service's status is unavailable right now (I can't reach its queue). "
+                             "Open this tab again in a minute."))
+    else:
+        alive = (f":large_green_circle: {stats.workers} worker{'s' if stats.workers != 1 else ''} running"
+                 if stats.workers else ":red_circle: No worker is running: questions wait until one starts")
+        view.append(_section(f"{alive} · {stats.waiting} question{'s' if stats.waiting != 1 else ''} waiting, "
+                             f"{stats.in_progress} being answered"))
+        defaults = list(dict.fromkeys(w.model for w in workers))
+        models = defaults + [m for m in dict.fromkeys(m for w in workers for m in w.models) if m not in defaults]
+        offered = {m for w in workers for m in w.methods}
+        methods = [m for m in METHOD_LABELS if m in offered] + sorted(offered - METHOD_LABELS.keys())
+        if models:
+            names = ", ".join(model_label(m) + (" (default)" if m in defaults else "") for m in models)
+            labels = ", ".join(map(method_label, methods))
+            view.append(_rich(_line(_text("Models: ", bold=True), _text(names))))
+            view.append(_rich(_line(_text("Saliency methods: ", bold=True), _text(labels))))
+        else:
+            view.append(_context("The models and saliency methods show here while a worker runs."))
+    view += [{"type": "divider"}, {"type": "header", "text": _plain("Your recent questions")}]
+    if questions is None:
+        view.append(_context(":warning: Your recent questions are unavailable right now."))
+    elif not questions:
+        view.append(_context("None yet: ask one of the four ways above, and it shows here with a link to the answer."))
+    for asked, status, link in (questions or [])[: (HOME_MAX_BLOCKS - len(view)) // 2]:
+        view.append(_rich(_line(_text(shorten(asked.question, QUESTION_SHOWN_MAX)))))
+        when = datetime.fromtimestamp(asked.at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        view.append(_context(f"{mrkdwn(status)} · <!date^{int(asked.at)}^asked {{date_short_pretty}} at {{time}}"
+                             f"|asked {when}>" + (f" · <{link}|open the reply>" if link else "")))
+    return {"type": "home", "blocks": view}

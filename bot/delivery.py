@@ -30,6 +30,7 @@ from typing import TypeVar
 import redis
 
 from bot import blocks
+from bot.answers import AnswerRecord
 from bot.background import MAX_BACKOFF_S, Background
 from bot.replies import Landing, SlackFailed, Stopped, tag
 from bot.services import ReplyFlow
@@ -42,12 +43,14 @@ T = TypeVar("T")
 
 
 
-def reply_message(result: JobResult) -> blocks.Message:
-    """Block Kit for a result: the answer(s), or why there is none."""
+def reply_message(result: JobResult, record: AnswerRecord | None = None) -> blocks.Message:
+    """Block Kit for a result: the answer(s), or why there is none; with buttons when the
+    answer has a `record` for them to act on."""
     question = result.reply_to.question or ""
     asker = result.reply_to.asker
     if result.ok and result.answers:
-        return blocks.answer(question, asker, result.answers,
+        actions = None if record is None else blocks.Actions(record.tag, record.method, len(record.offers) > 1)
+        return blocks.answer(question, asker, result.answers, actions=actions,
                              pictures_in_thread=bool(result.images) and result.reply_to.thread_ts is None)
     return blocks.job_failed(question, asker, result.error or JobError("no_answer", "the worker sent no answer"))
 
@@ -130,15 +133,34 @@ class Delivery(Background):
             log.info("result %s dropped: the question's outcome is already %r", key, claimed)
             return None
         heartbeat = self._leases.renewer(key)
-        landing = self._flow.replier.settle(reply_to, tag(key), reply_message(result), heartbeat=heartbeat)
+        self._flow.edits.wait(key)  # a status line in flight lands before the answer, never after
+        record = self._keep(result, reply_to.thread_ts or reply_to.ts)
+        landing = self._flow.replier.settle(reply_to, tag(key), reply_message(result, record), heartbeat=heartbeat)
         if landing.how == "nowhere":
             return landing
         thread_ts = reply_to.thread_ts or (landing.ts if landing.in_channel else None)
+        if record is not None and thread_ts is not None and thread_ts != record.thread_ts:
+            self._keep(result, thread_ts)  # posted in place of the placeholder: its thread is the new message's
+        if reply_to.thread_ts is not None:
+            self._flow.replier.status(channel, reply_to.thread_ts, "")  # the answer is there
         if result.images and thread_ts is not None:
             self._pictures(result, channel, thread_ts, heartbeat)
         elif result.images:
             log.warning("result %s: the pictures have no thread to go to (%s)", key, landing.reason)
         return landing
+
+    def _keep(self, result: JobResult, thread_ts: str | None) -> AnswerRecord | None:
+        """Keep what the answer's buttons need; None (no buttons) for an answer they cannot act
+        on, or when Redis cannot keep it: buttons that could only say "expired" are left out."""
+        record = AnswerRecord.of(tag(result.key), result, thread_ts) if thread_ts else None
+        if record is None:
+            return None
+        try:
+            self._flow.answers.keep(record)
+        except redis.RedisError as exc:
+            log.warning("answer %s goes without buttons: Redis unavailable (%s)", result.key, exc)
+            return None
+        return record
 
     def _pictures(self, result: JobResult, channel: str, thread_ts: str, heartbeat: Callable[[], None]) -> None:
         for i, image in enumerate(result.images):

@@ -135,7 +135,7 @@ class Documents:
             root = self._fetch_root(channel, root_ts)
             if self._is_mine(root):
                 raise InputError("document_expired",
-                                 f"I keep a thread's passage for {_duration(self._ttl_s)}, and this thread's is "
+                                 f"I keep a thread's passage for {duration(self._ttl_s)}, and this thread's is "
                                  "gone. Ask again with the passage: `/explain your question | the passage`, or post "
                                  "it (or its file) and mention me in its thread.")
         document = self.read_message(root)
@@ -212,7 +212,7 @@ def _checked(document: Document) -> Document:
     return document
 
 
-def _duration(seconds: int) -> str:
+def duration(seconds: int) -> str:
     """24 hours, 90 minutes, 45 seconds: the largest unit that divides it."""
     unit, size = next(((u, s) for u, s in (("hour", 3600), ("minute", 60)) if seconds % s == 0), ("second", 1))
     count = seconds // size

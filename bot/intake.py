@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import redis
 
 from bot import blocks
+from bot.answers import Asked, Recent
 from bot.documents import Document, Documents
 from bot.replies import Replier, SlackFailed, tag
 from bot.tracking import Leases, Local, Outcome, Outcomes, Placeholder, Tracker
@@ -57,7 +58,8 @@ class Ask:
     the picture. `remember` caches the passage as that thread's document, so follow-up
     mentions in the thread can ask about the same passage; a `private` one answers only its
     asker's follow-ups (bot.documents). `response_url` (slash command,
-    message shortcut) reaches the asker where the bot cannot post.
+    message shortcut) reaches the asker where the bot cannot post. `doc_ts` is the message whose
+    document the passage is, when that is not the reply's thread (a shortcut on a reply).
     """
 
     key: str
@@ -73,6 +75,7 @@ class Ask:
     private: bool = False  # the passage was typed where only the asker saw it (/explain, its form)
     sources: tuple[str, ...] = ("message",)
     response_url: str | None = None
+    doc_ts: str | None = None
 
 
 class _OneAtATime:
@@ -101,8 +104,9 @@ class Intake:
     """Queues validated questions behind their placeholders (see the module doc)."""
 
     def __init__(self, queue: JobQueue, replier: Replier, tracker: Tracker, outcomes: Outcomes,
-                 documents: Documents, deadline_s: float) -> None:
+                 documents: Documents, recent: Recent, deadline_s: float) -> None:
         self._queue = queue
+        self._recent = recent
         self._replier = replier
         self._tracker = tracker
         self._outcomes = outcomes
@@ -152,7 +156,8 @@ class Intake:
         now = time.time()
         placeholder = Placeholder(key=ask.key, team=ask.team, channel=ask.channel, ts=ts, user=ask.user,
                                   question=question, posted_at=now, deadline=now + self._deadline_s,
-                                  thread_ts=ask.thread_ts, asker=asker, response_url=ask.response_url)
+                                  thread_ts=ask.thread_ts, asker=asker, response_url=ask.response_url,
+                                  doc_ts=ask.doc_ts or ask.thread_ts or ts)
         self._tracker.begin(placeholder)
         try:
             owner = self._tracker.track(placeholder)
@@ -191,6 +196,11 @@ class Intake:
         # reply was lost, so it is the same job, with this placeholder in its reply address.
         log.info("job %s queued%s behind %d", ask.key, " (repeated)" if queued.duplicate else "", queued.ahead)
         self._tracker.mark(ask.key, Local.WAITING)
+        try:
+            self._recent.add(ask.team, ask.user, Asked(ask.key, placeholder.question, ask.channel, placeholder.ts,
+                                                       placeholder.posted_at))
+        except redis.RedisError as exc:  # the job is queued; only the App Home misses it
+            log.warning("could not list the question on the asker's App Home: %s", exc)
         if ask.remember:
             try:
                 self._documents.remember(ask.team, ask.channel, ask.thread_ts or placeholder.ts,

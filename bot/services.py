@@ -2,8 +2,9 @@
 
 Listeners keep the starter template's `register(app)` shape, so they cannot close over
 these; a global middleware puts one `Services` in every request's context instead.
-Listeners use `client` (forms), `intake` and `documents`; `flow` is for the process's
-result consumer and sweeper (`bot.app.start`), so no listener reaches Redis or a key name.
+Listeners use `client` (forms), `intake`, `documents`, `followups` (an answer's buttons) and
+`home` (the App Home); `flow` is for the process's result consumer, sweeper and progress reader
+(`bot.app.start`), so no listener reaches Redis or a key name.
 """
 from __future__ import annotations
 
@@ -19,13 +20,17 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
+from bot.answers import Answers, Recent
 from bot.documents import Documents
 from bot.files import FileReader
+from bot.followups import FollowUps
+from bot.home import Home
 from bot.intake import Intake
 from bot.replies import Lanes, Replier
 from bot.settings import BotSettings
-from bot.tracking import Outcomes, Tracker
+from bot.tracking import Outcomes, StatusEdits, Tracker
 from explain_core.queue import JobQueue
+from explain_core.queue.feedback import Votes
 
 CONTEXT_KEY = "qa_services"
 REPLY_TIMEOUT_S = 30  # a slow Slack that still answers is waited for, rather than asked twice
@@ -56,6 +61,8 @@ class ReplyFlow:
     outcomes: Outcomes
     lanes: Lanes
     stopping: threading.Event
+    edits: StatusEdits
+    answers: Answers
 
     @classmethod
     def create(cls, settings: BotSettings, queue: JobQueue) -> ReplyFlow:
@@ -64,7 +71,9 @@ class ReplyFlow:
         return cls(queue=queue, settings=settings,
                    replier=Replier(client, settings.api_url, settings.slack_retry_s, stopping),
                    tracker=Tracker(queue.redis, queue.keys), outcomes=Outcomes(queue.redis, queue.keys),
-                   lanes=Lanes(settings.delivery_threads), stopping=stopping)
+                   lanes=Lanes(settings.delivery_threads), stopping=stopping,
+                   edits=StatusEdits(queue.redis, queue.keys),
+                   answers=Answers(queue.redis, queue.keys, settings.doc_cache_ttl_s))
 
     def close(self) -> None:
         self.stopping.set()
@@ -75,20 +84,26 @@ class ReplyFlow:
 class Services:
     """`client` for what listeners ask Slack directly (opening forms), `intake` to queue a
     question and tell the user, `documents` for the passages of threads, files and the
-    message shortcut; `flow` for the process's consumer and sweeper."""
+    message shortcut, `followups` for the answers' buttons, `home` for the App Home tab; `flow`
+    for the process's consumer and sweeper."""
 
     client: WebClient
     intake: Intake
     documents: Documents
+    followups: FollowUps
     flow: ReplyFlow
+    home: Home
 
     @classmethod
     def create(cls, settings: BotSettings, queue: JobQueue) -> Services:
         client = web_client(settings)
         documents = Documents(FileReader(client, settings), client, queue.redis, queue.keys, settings.doc_cache_ttl_s)
         flow = ReplyFlow.create(settings, queue)
-        intake = Intake(queue, flow.replier, flow.tracker, flow.outcomes, documents, settings.reply_deadline_s)
-        return cls(client, intake, documents, flow)
+        recent = Recent(queue.redis, queue.keys, settings.doc_cache_ttl_s)
+        intake = Intake(queue, flow.replier, flow.tracker, flow.outcomes, documents, recent, settings.reply_deadline_s)
+        followups = FollowUps(queue, flow.answers, Votes(queue.redis, queue.keys), documents, intake, flow.replier,
+                              settings.doc_cache_ttl_s, settings.reply_deadline_s)
+        return cls(client, intake, documents, followups, flow, home=Home(client, queue, recent, flow.outcomes))
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Services:
         # Bolt deep-copies the context for lazy listeners; these objects are thread-safe

@@ -51,6 +51,7 @@ class BotSettings:
     slack_retry_s: float = defaults.SLACK_RETRY_S
     delivery_threads: int = defaults.DELIVERY_THREADS
     sweep_interval_s: float = defaults.SWEEP_INTERVAL_S
+    progress_after_s: float = defaults.PROGRESS_AFTER_S
     lost_grace_s: float = defaults.LOST_GRACE_S
     bind_host: str = defaults.BIND_HOST
     web_concurrency: int = defaults.WEB_CONCURRENCY
@@ -71,7 +72,7 @@ class BotSettings:
         REDIS_URL, QA_NAMESPACE, QA_MAX_FILE_BYTES, QA_MAX_PDF_PAGES, QA_PDF_CPU_S,
         QA_PDF_MEMORY_MB, QA_PDF_TIMEOUT_S, QA_PDF_READERS, QA_DOWNLOAD_TIMEOUT_S,
         QA_DOC_CACHE_TTL_S, QA_MAX_PER_USER, QA_MAX_PER_CHANNEL, QA_REPLY_DEADLINE_S, QA_SLACK_RETRY_S,
-        QA_DELIVERY_THREADS; HTTP mode
+        QA_DELIVERY_THREADS, QA_PROGRESS_AFTER_S; HTTP mode
         only: BIND_HOST, WEB_CONCURRENCY,
         QA_HTTP_MAX_BODY_BYTES, QA_HTTP_TIMEOUT_S, QA_HTTP_BUFFER_BYTES (see `bot.http`);
         defaults in `explain_core.defaults`.
@@ -116,6 +117,7 @@ class BotSettings:
             reply_deadline_s=_reply_deadline(env),
             slack_retry_s=env.number("QA_SLACK_RETRY_S", defaults.SLACK_RETRY_S, low=0.0),
             delivery_threads=env.integer("QA_DELIVERY_THREADS", defaults.DELIVERY_THREADS, low=1),
+            progress_after_s=env.number("QA_PROGRESS_AFTER_S", defaults.PROGRESS_AFTER_S, low=0.0),
             bind_host=env.text("BIND_HOST", defaults.BIND_HOST),
             web_concurrency=env.integer("WEB_CONCURRENCY", defaults.WEB_CONCURRENCY, low=1),
             http_max_body_bytes=env.integer("QA_HTTP_MAX_BODY_BYTES", defaults.HTTP_MAX_BODY_BYTES, low=1),

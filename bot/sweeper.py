@@ -124,6 +124,7 @@ class Sweeper(Background):
 
         def task() -> None:
             try:
+                self._flow.edits.wait(placeholder.key)
                 landing = self._flow.replier.settle(placeholder.reply_to(), tag(placeholder.key), message,
                                                     heartbeat=self._leases.renewer(placeholder.key))
                 log.info("placeholder of %s settled as %s (%s)", placeholder.key, outcome.value, landing.how)

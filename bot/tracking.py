@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -73,10 +74,12 @@ class Placeholder:
     thread_ts: str | None = None
     asker: str | None = None
     response_url: str | None = None
+    doc_ts: str | None = None
 
     def reply_to(self) -> ReplyTo:
         return ReplyTo(team=self.team, channel=self.channel, thread_ts=self.thread_ts, user=self.user,
-                       question=self.question, asker=self.asker, ts=self.ts, response_url=self.response_url)
+                       question=self.question, asker=self.asker, ts=self.ts, response_url=self.response_url,
+                       doc_ts=self.doc_ts)
 
     def to_json(self) -> str:
         return dumps(to_object(self))
@@ -174,6 +177,12 @@ class Tracker:
         with self._lock:
             entry = self._local.get(key)
             return entry.state if entry else None
+
+    def waiting(self, key: str) -> Placeholder | None:
+        """The placeholder this process posted for `key`, while it waits for its answer."""
+        with self._lock:
+            entry = self._local.get(key)
+            return entry.placeholder if entry is not None and entry.state is Local.WAITING else None
 
     def reason(self, key: str) -> Outcome | None:
         with self._lock:
@@ -275,3 +284,42 @@ class Leases:
             self._redis.delete(self._keys.delivering(key))
         except redis.RedisError as exc:
             log.debug("could not release the lease of %s (%s); it expires", key, exc)
+
+
+class StatusEdits:
+    """Progress edits of a placeholder never land after its final message.
+
+    A status edit holds `Keys.edit(key)` while its chat.update is in flight and is made only
+    while the question has no outcome; whoever shows the final message claims the outcome
+    first, then waits for a status edit in flight to finish. So a status edit either saw the
+    claim and did nothing, or finished before the final message was sent."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._redis = client
+        self._keys = keys
+
+    def begin(self, key: str) -> bool:
+        """True if a status edit of `key` may go ahead now: none is in flight and the question
+        has no outcome. The caller must `end(key)` after its edit. Raises RedisError."""
+        if not self._redis.set(self._keys.edit(key), "1", nx=True, px=Keys.EDIT_LOCK_MS):
+            return False
+        if self._redis.exists(self._keys.outcome(key)):
+            self.end(key)
+            return False
+        return True
+
+    def end(self, key: str) -> None:
+        try:
+            self._redis.delete(self._keys.edit(key))
+        except redis.RedisError as exc:
+            log.debug("could not end the status edit of %s (%s); it expires", key, exc)
+
+    def wait(self, key: str, poll_s: float = 0.05) -> None:
+        """Until no status edit of `key` is in flight (at most its lock's TTL). Call after the
+        outcome claim; with Redis away it returns, as no status edit can start then either."""
+        deadline = time.monotonic() + Keys.EDIT_LOCK_MS / 1000
+        try:
+            while self._redis.exists(self._keys.edit(key)) and time.monotonic() < deadline:
+                time.sleep(poll_s)
+        except redis.RedisError:
+            return

@@ -19,6 +19,7 @@ MODEL_CACHE = 4  # QA_MODEL_CACHE: models kept loaded per process (each costs it
 TOKEN_BUDGET_CPU = 8192  # QA_TOKEN_BUDGET: tokens per forward batch on a CPU (21 windows of 384)
 TOKEN_BUDGET_GPU = 65_536  # QA_TOKEN_BUDGET on a machine with a GPU
 JSONL_CHUNK = 16  # qa-explain --jsonl: lines answered together, then written (enough to share passes)
+ALTERNATIVES = 3  # the top answers an explanation lists, the one shown included (the pipeline's top_k)
 EAGER_CALLS = 8  # calls of each model graph run eagerly before it is traced (a trace costs seconds)
 
 # -- the queue (Redis) ----------------------------------------------------------------------
@@ -51,6 +52,11 @@ REPLY_DEADLINE_S = 600.0  # QA_REPLY_DEADLINE_S: a question not answered this lo
 SLACK_RETRY_S = 600.0  # QA_SLACK_RETRY_S: how long a reply keeps retrying Slack 5xx, timeouts and 429s
 #                        before the next way of reaching the asker is tried
 DELIVERY_THREADS = 8  # QA_DELIVERY_THREADS: replies posted at once (one at a time per channel)
+# QA_PROGRESS_AFTER_S: a placeholder shows where its question is (running, parts of a long document
+# read) once the question has run this long; a quicker answer replaces it without a status edit.
+PROGRESS_AFTER_S = 1.0
+PROGRESS_EDIT_INTERVAL_S = 1.0  # status edits of one placeholder at most this often (chat.update's limits)
+PROGRESS_EDITS_PER_MINUTE = 40  # status edits of all placeholders, per bot process (chat.update: ~50/min)
 SWEEP_INTERVAL_S = 5.0  # how often the sweeper looks at the placeholders awaiting an answer
 LOST_GRACE_S = 60.0  # a placeholder this old whose job Redis does not know is reported lost
 

@@ -83,6 +83,9 @@ class Explanation:
     window_start: int
     window_end: int
     best_rejected: Span | None = None
+    # The pipeline's answers with top_k=ALTERNATIVES (the null answer included when it ranks),
+    # so a person who doubts the answer sees what came close.
+    alternatives: list[Span] = field(default_factory=list)
     question_truncated: bool = False
     diagnostics: dict[str, float] = field(default_factory=dict)
     faithfulness: Faithfulness | None = None

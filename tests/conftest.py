@@ -60,3 +60,12 @@ def tiny_model_dirs(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
     for kind in ("distilbert", "roberta"):
         dirs[kind] = build_tiny_model(kind, tmp_path_factory.mktemp(f"tiny-{kind}"))
     return dirs
+
+
+@pytest.fixture(scope="session")
+def twin_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second model name for the tiny checkpoint (a symlink), so a worker offers two models to
+    compare (`QA_MODELS`) without a second checkpoint to build or load."""
+    twin = tmp_path_factory.mktemp("models") / "tiny-twin"
+    twin.symlink_to(tiny_model_dir, target_is_directory=True)
+    return twin

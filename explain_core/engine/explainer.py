@@ -11,7 +11,7 @@ import numpy as np
 
 from explain_core import defaults
 from explain_core.engine.faithfulness import measure as measure_faithfulness
-from explain_core.engine.locate import Located, locate_all
+from explain_core.engine.locate import Located, Progress, locate_all
 from explain_core.engine.model import QAModel, load_model
 from explain_core.engine.saliency import get_method
 from explain_core.engine.windows import Windows, make_windows
@@ -27,7 +27,7 @@ def _resolve(model: str | QAModel | None) -> QAModel:
 
 
 def _explain_one(qa: QAModel, question: str, passage: str, located: Located, method_name: str,
-                 timings: dict[str, float], with_faithfulness: bool) -> Explanation:
+                 timings: dict[str, float], with_faithfulness: bool, settings: DecodeSettings) -> Explanation:
     windows, ranked, best = located.windows, located.ranked, located.best
     timings["decode"] = located.decode_ms
 
@@ -66,6 +66,8 @@ def _explain_one(qa: QAModel, question: str, passage: str, located: Located, met
         window_start=int(passage_offsets[0, 0]) if len(passage_offsets) else 0,
         window_end=int(passage_offsets[-1, 1]) if len(passage_offsets) else 0,
         best_rejected=Span(rejected.answer, rejected.start, rejected.end, float(rejected.score)) if rejected else None,
+        alternatives=[Span(c.answer, c.start, c.end, min(1.0, float(c.score)))
+                      for c in located.top(passage, settings, defaults.ALTERNATIVES)],
         question_truncated=windows.question_truncated,
         diagnostics=dict(ctx.diagnostics),
         faithfulness=faithful,
@@ -74,10 +76,12 @@ def _explain_one(qa: QAModel, question: str, passage: str, located: Located, met
 
 
 def explain_batch(items: list[tuple[str, str]], *, model: str | QAModel | None = None, method: str = defaults.METHOD,
-                  settings: DecodeSettings | None = None, faithfulness: bool = False) -> list[Explanation | InputError]:
+                  settings: DecodeSettings | None = None, faithfulness: bool = False,
+                  progress: Progress | None = None) -> list[Explanation | InputError]:
     """Answer and explain several questions with shared forward passes (the worker's path).
 
     A bad item yields its `InputError` in place, so one user's mistake never fails the batch.
+    `progress(item, windows read, windows)` follows the reading of long passages (index into `items`).
     """
     settings = settings or DecodeSettings()
     get_method(method)  # an unknown method is everybody's error: raise before any work
@@ -95,13 +99,17 @@ def explain_batch(items: list[tuple[str, str]], *, model: str | QAModel | None =
             results[i] = exc
     tokenize_ms = (time.perf_counter() - started) * 1000
     t0 = time.perf_counter()
-    located = locate_all(qa, all_windows, [items[i][1] for i in good], settings) if all_windows else []
+    def relay(j: int, done: int, total: int) -> None:
+        if progress is not None:
+            progress(good[j], done, total)
+
+    located = locate_all(qa, all_windows, [items[i][1] for i in good], settings, relay) if all_windows else []
     forward_ms = (time.perf_counter() - t0) * 1000 - sum(found.decode_ms for found in located)
     for i, found in zip(good, located):
         timings = {"tokenize": tokenize_ms, "forward": forward_ms}
         t0 = time.perf_counter()
         question, passage = items[i]
-        explanation = _explain_one(qa, question, passage, found, method, timings, faithfulness)
+        explanation = _explain_one(qa, question, passage, found, method, timings, faithfulness, settings)
         explanation.timings_ms["total"] = round(
             tokenize_ms + forward_ms + found.decode_ms + (time.perf_counter() - t0) * 1000, 2)
         results[i] = explanation

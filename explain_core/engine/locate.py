@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 
 import numpy as np
 import tensorflow as tf
@@ -23,6 +23,10 @@ from explain_core.engine.model import QAModel
 from explain_core.engine.saliency.base import AttributionContext
 from explain_core.engine.windows import Windows, make_windows
 from explain_core.settings import DecodeSettings, token_budget
+
+# Called as windows are read: (question's index, its windows read, its windows in all), so a
+# front end can show how far a long document has got.
+Progress = Callable[[int, int, int], None]
 
 
 @dataclass
@@ -64,13 +68,20 @@ class Located:
             ctx.gradient = self.answer_pass.gradient
         return ctx
 
+    def top(self, passage: str, settings: DecodeSettings, k: int) -> list[Candidate]:
+        """The pipeline's answers with `top_k=k`: decoded again from the same logits, since
+        top_k changes the candidates decoding keeps and the answer shown must stay top_k=1's."""
+        ap = self.answer_pass
+        return decode(ap.windows, passage, ap.start_logits, ap.end_logits, replace(settings, top_k=k))[:k]
+
 
 def answer_passes(qa: QAModel, all_windows: list[Windows], settings: DecodeSettings,
-                  budget: int | None = None) -> list[AnswerPass]:
+                  budget: int | None = None, progress: Progress | None = None) -> list[AnswerPass]:
     """Run the model over the windows of several questions: single-window questions
     through the fused answer+gradient graph, the rest through the forward graph, each in
     batches of at most `budget` tokens (rows x padded length; default `default_budget()`), so
-    peak memory is set by configuration, not by the passage's length or the batch's size."""
+    peak memory is set by configuration, not by the passage's length or the batch's size.
+    `progress` hears of each multi-window question's windows as their batches finish."""
     budget = budget or default_budget()
     passes: list[AnswerPass | None] = [None] * len(all_windows)
     single = [i for i, w in enumerate(all_windows) if len(w) == 1]
@@ -97,6 +108,8 @@ def answer_passes(qa: QAModel, all_windows: list[Windows], settings: DecodeSetti
             starts_of[i].append(start[row:row + hi - lo, :n])
             ends_of[i].append(end[row:row + hi - lo, :n])
             row += hi - lo
+            if progress is not None:
+                progress(i, hi, len(all_windows[i]))
     for i in rest:
         passes[i] = AnswerPass(all_windows[i], np.concatenate(starts_of[i]), np.concatenate(ends_of[i]))
     return [p for p in passes if p is not None]
@@ -148,10 +161,10 @@ def _stack(parts: list[Windows]) -> Windows:
 
 
 def locate_all(qa: QAModel, all_windows: list[Windows], passages: list[str],
-               settings: DecodeSettings) -> list[Located]:
+               settings: DecodeSettings, progress: Progress | None = None) -> list[Located]:
     """Answer passes for several questions, then the pipeline's decoding of each."""
     located = []
-    for answer_pass, passage in zip(answer_passes(qa, all_windows, settings), passages):
+    for answer_pass, passage in zip(answer_passes(qa, all_windows, settings, progress=progress), passages):
         started = time.perf_counter()
         ranked = decode(answer_pass.windows, passage, answer_pass.start_logits, answer_pass.end_logits, settings)
         located.append(Located(answer_pass, ranked, (time.perf_counter() - started) * 1000))

@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 import os
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from explain_core.codec import from_object, named_tuple, to_object
-from explain_core.explanation import Explanation
+from explain_core.explanation import Explanation, Span
 from explain_core.present.excerpts import clean, excerpt
 
 METHOD_LABELS = {
@@ -45,6 +45,18 @@ class RejectedSpan(NamedTuple):
     score: float
 
 
+@named_tuple
+class Alternative(NamedTuple):
+    """One of the pipeline's top answers, with the sentence it sits in (`sentence[answer_start:
+    answer_end]` is the answer); the no-answer candidate has an empty answer and sentence."""
+
+    answer: str
+    score: float
+    sentence: str
+    answer_start: int
+    answer_end: int
+
+
 @dataclass(frozen=True)
 class AnswerSummary:
     """One answer, ready to show.
@@ -54,6 +66,7 @@ class AnswerSummary:
     empty for a no-answer result. `confidence` is the pipeline score in 0..1 (for a
     no-answer result, the score of "no answer"). `latency_ms` is the engine's total time,
     None when it was not measured. `faithfulness` is a plain sentence, None when not run.
+    `alternatives` are the pipeline's top answers (`defaults.ALTERNATIVES`), the shown one included.
     """
 
     answer: str
@@ -71,6 +84,7 @@ class AnswerSummary:
     windows: int
     best_rejected: RejectedSpan | None = None
     faithfulness: str | None = None
+    alternatives: list[Alternative] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready form (what travels in a `JobResult`)."""
@@ -165,6 +179,13 @@ def answer_sentence(passage: str, start: int, end: int) -> tuple[str, int, int]:
     return head + answer + after + suffix, len(head), len(head) + len(answer)
 
 
+def _alternative(passage: str, span: Span) -> Alternative:
+    if not span.answer:
+        return Alternative("", finite_weight(span.score), "", 0, 0)
+    sentence, start, end = answer_sentence(passage, span.start, span.end)
+    return Alternative(span.answer, finite_weight(span.score), sentence, start, end)
+
+
 def summarize(exp: Explanation, *, k: int = 5) -> AnswerSummary:
     """The summary of one explained answer (see `AnswerSummary`)."""
     if exp.no_answer:
@@ -191,4 +212,5 @@ def summarize(exp: Explanation, *, k: int = 5) -> AnswerSummary:
         windows=exp.windows,
         best_rejected=rejected,
         faithfulness=exp.faithfulness.sentence if exp.faithfulness else None,
+        alternatives=[_alternative(exp.passage, span) for span in exp.alternatives],
     )

@@ -10,8 +10,10 @@ from explain_core.queue.messages import (
                                          JobError,
                                          JobOptions,
                                          JobResult,
+                                         Progress,
                                          ReplyTo,
                                          ResultImage,
+                                         WorkerInfo,
 )
 from explain_core.queue.protocol import (
                                          PASSAGE_INLINE_BYTES,
@@ -26,6 +28,6 @@ from explain_core.queue.protocol import (
 
 __all__ = [
     "PASSAGE_INLINE_BYTES", "RESULTS_GROUP", "SCHEMA_VERSION", "WORKER_GROUP", "DeadLetter", "Enqueued", "Finished",
-    "Job", "JobEntry", "JobError", "JobOptions", "JobQueue", "JobResult", "Keys", "QueueStats", "ReplyTo",
-    "ResultEntry", "ResultImage", "consumer_name",
+    "Job", "JobEntry", "JobError", "JobOptions", "JobQueue", "JobResult", "Keys", "Progress", "QueueStats",
+    "ReplyTo", "ResultEntry", "ResultImage", "WorkerInfo", "consumer_name",
 ]

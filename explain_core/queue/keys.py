@@ -9,7 +9,10 @@ Layout under a namespace `ns` (QA_NAMESPACE, default "qa"):
     ns:dedup:<key>               the caller's idempotency key: a retried request is refused
     ns:passage:<sha256>          a large passage, stored once (content address), referenced by jobs
     ns:done:<job id>             written with the result, so a job computed twice yields one result
-    ns:worker:<consumer>         a live worker's heartbeat, for `qa-worker --check` (TTL: its visibility timeout)
+    ns:worker:<consumer>         a live worker's heartbeat and what it offers (`WorkerInfo`), for `qa-worker --check`
+                                 and the App Home (TTL: its visibility timeout)
+    ns:progress                  stream of `Progress` (running, windows read), capped; each bot process reads it
+                                 whole and edits the placeholders it posted
     ns:active:<team>:<user>      the stream id of the one job of this asker in the jobs stream
     ns:held:<team>:<user>        list: this asker's further questions, waiting outside the stream
                                  (fair share: each asker has at most one job in the stream)
@@ -24,10 +27,20 @@ Layout under a namespace `ns` (QA_NAMESPACE, default "qa"):
     ns:delivering:<key>          the bot: a short lease held while a result is being delivered, so a
                                  consumer that reclaims it meanwhile leaves it to the one still working
     ns:doc:<team>:<channel>:<ts> the bot: a thread's document, for follow-up questions (QA_DOC_CACHE_TTL_S)
+    ns:answer:<tag>              the bot: what an answer's buttons need (question, models, top answers; no passage),
+                                 by the job's tag (QA_DOC_CACHE_TTL_S, like the document its buttons reread)
+    ns:recent:<team>:<user>      the bot: list of a person's latest questions, for their App Home
+    ns:edit:<key>                the bot: held while a progress edit of a placeholder is in flight, so the final
+                                 reply is never overwritten by a status line
+    ns:votes                     hash: one feedback vote per (answer tag, voter), no passage text
+    ns:votes:at                  sorted set: the same fields by time, to drop votes past FEEDBACK_RETENTION_S
+    ns:votes:count               hash: votes kept, by model and vote (the Prometheus gauge)
     ns:shortcut:<team>:<ch>:<ts> the bot: the message a shortcut's form asks about, until submitted
 
 Every key has a TTL (streams: refreshed on each write) and the streams are capped, so Redis
-memory stays bounded whatever happens to the consumers.
+memory stays bounded whatever happens to the consumers. The votes are the exception that a
+team keeps on purpose: each is dropped `FEEDBACK_RETENTION_S` after it was cast, and there is
+at most one per person per answer.
 """
 from __future__ import annotations
 
@@ -59,6 +72,10 @@ class Keys:
     # when its job finishes; the TTL only frees the place of a job Redis lost.
     LINE_TTL_S: ClassVar[int] = 3600
     DEAD_RETENTION_S: ClassVar[int] = 7 * 86_400  # each dead letter (no passage text) for a week
+    FEEDBACK_RETENTION_S: ClassVar[int] = 90 * 86_400  # votes (no passage text): a quarter to review them
+    PROGRESS_MAX: ClassVar[int] = 10_000  # progress events kept (approximate trim: they are only hints)
+    EDIT_LOCK_MS: ClassVar[int] = 10_000  # longer than a progress edit's HTTP timeout
+    RECENT_KEPT: ClassVar[int] = 10  # questions listed on a person's App Home
 
     @property
     def jobs(self) -> str:
@@ -108,6 +125,31 @@ class Keys:
 
     def delivering(self, job_key: str) -> str:
         return f"{self.namespace}:delivering:{job_key}"
+
+    @property
+    def progress(self) -> str:
+        return f"{self.namespace}:progress"
+
+    def answer(self, tag: str) -> str:
+        return f"{self.namespace}:answer:{tag}"
+
+    def recent(self, team: str, user: str) -> str:
+        return f"{self.namespace}:recent:{team}:{user}"
+
+    def edit(self, job_key: str) -> str:
+        return f"{self.namespace}:edit:{job_key}"
+
+    @property
+    def votes(self) -> str:
+        return f"{self.namespace}:votes"
+
+    @property
+    def votes_at(self) -> str:
+        return f"{self.namespace}:votes:at"
+
+    @property
+    def votes_count(self) -> str:
+        return f"{self.namespace}:votes:count"
 
     def document(self, team: str, channel: str, root_ts: str) -> str:
         return f"{self.namespace}:doc:{team}:{channel}:{root_ts}"

@@ -49,7 +49,7 @@ class ReplyTo:
     `ts` is the placeholder the bot posted before queueing: the answer always replaces it.
     `response_url` (a slash command's or a message shortcut's) is the way left to reach the
     asker when the bot cannot post in the conversation; Slack accepts it for 30 minutes.
-    Both are optional so that messages written before them still read.
+    All are optional so that messages written before them still read.
     """
 
     team: str | None = None
@@ -60,6 +60,7 @@ class ReplyTo:
     asker: str | None = None
     ts: str | None = None
     response_url: str | None = None
+    doc_ts: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,8 @@ class JobResult:
     """What the worker sends back for one job: answers and pictures, or an error.
 
     `answers` holds one summary per model (several for a comparison), `images` the matching
-    PNGs. `job_id` is the jobs-stream entry id, for logs.
+    PNGs. `job_id` is the jobs-stream entry id, for logs. `offers` names the models the worker
+    compares with (its QA_MODELS), so the reply offers a comparison only where there is one.
     """
 
     key: str
@@ -136,6 +138,7 @@ class JobResult:
     error: JobError | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     job_id: str = ""
+    offers: list[str] = field(default_factory=list)
 
     @classmethod
     def failure(cls, job_id: str, key: str, reply_to: ReplyTo, code: str, message: str,
@@ -149,6 +152,42 @@ class JobResult:
     @classmethod
     def from_json(cls, text: str | bytes) -> JobResult:
         return _decode(cls, text, "result")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a job is, as the worker tells it: `running` once it is taken, then `reading`
+    `done` of `total` windows of a long passage. Best effort: a lost one costs a stale
+    status line, never an answer."""
+
+    key: str
+    stage: str
+    done: int = 0
+    total: int = 0
+
+    def to_json(self) -> str:
+        return _encode(self)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Progress:
+        return _decode(cls, text, "progress")
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """What a live worker offers, kept with its heartbeat: its default model, the models it
+    compares with, and the saliency methods; a front end shows them (the App Home)."""
+
+    model: str
+    models: list[str] = field(default_factory=list)
+    methods: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return _encode(self)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> WorkerInfo:
+        return _decode(cls, text, "worker info")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import redis
 from explain_core import defaults, settings
 from explain_core.errors import Busy, Limited, SchemaError
 from explain_core.queue.keys import WORKER_GROUP, Keys
-from explain_core.queue.messages import DeadLetter, Job, JobOptions, JobResult, ReplyTo
+from explain_core.queue.messages import DeadLetter, Job, JobOptions, JobResult, Progress, ReplyTo, WorkerInfo
 
 log = logging.getLogger(__name__)
 
@@ -339,6 +339,10 @@ class JobQueue:
         previous = self._client.set(self.keys.once(marker), token, nx=True, ex=ttl_s, get=True)
         return previous is None or previous == token
 
+    def release_once(self, marker: str) -> None:
+        """Undo a `claim_once` whose work did not happen, so a later caller may do it."""
+        self._client.delete(self.keys.once(marker))
+
     # -- worker side ------------------------------------------------------------------
     def read_jobs(self, consumer: str, count: int, block_ms: int) -> list[JobEntry]:
         """New jobs for this worker (first delivery), blocking up to `block_ms`."""
@@ -410,11 +414,56 @@ class JobQueue:
                     self.keys.worker(row["name"])):
                 self._client.xgroup_delconsumer(self.keys.jobs, WORKER_GROUP, row["name"])
 
-    def heartbeat(self, consumer: str, ttl_s: float) -> None:
+    def heartbeat(self, consumer: str, ttl_s: float, info: WorkerInfo | None = None) -> None:
         """This worker is alive for `ttl_s` more seconds (its visibility timeout: after that its
-        jobs are taken over anyway). Redis lists a consumer only once it has been delivered
-        something, so a live idle worker is known by this key, not by the group."""
-        self._client.set(self.keys.worker(consumer), "1", px=max(1, int(ttl_s * 1000)))
+        jobs are taken over anyway), offering `info`. Redis lists a consumer only once it has been
+        delivered something, so a live idle worker is known by this key, not by the group."""
+        self._client.set(self.keys.worker(consumer), info.to_json() if info else "1", px=max(1, int(ttl_s * 1000)))
+
+    def workers(self) -> list[WorkerInfo]:
+        """What each live worker offers (one entry per worker; one without info is skipped)."""
+        names = list(self._client.scan_iter(self.keys.worker("*"), count=1000))
+        infos = []
+        for value in self._client.mget(names) if names else []:
+            if value is None:
+                continue  # gone since the scan
+            try:
+                infos.append(WorkerInfo.from_json(value))
+            except SchemaError:
+                continue  # an older worker's bare "1"
+        return infos
+
+    def publish_progress(self, events: list[Progress]) -> None:
+        """Tell the bots where jobs are (see `Progress`); the stream is capped, as they are hints."""
+        if not events:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for event in events:
+            pipe.xadd(self.keys.progress, {"progress": event.to_json()}, maxlen=Keys.PROGRESS_MAX, approximate=True)
+        pipe.expire(self.keys.progress, Keys.STREAM_TTL_S)
+        pipe.execute()
+
+    def progress_position(self) -> str:
+        """The id of the latest progress event, for a reader that starts now."""
+        try:
+            return str(self._client.xinfo_stream(self.keys.progress)["last-generated-id"])
+        except redis.ResponseError:  # no stream yet
+            return "0-0"
+
+    def read_progress(self, after: str, block_ms: int, count: int = 500) -> tuple[str, list[Progress]]:
+        """Progress published after stream id `after`, and the id to read on from; waits up to
+        `block_ms` for news (0: not at all). Every reader sees every event (no group): each bot
+        process edits the placeholders it posted."""
+        events = []
+        reply = self._client.xread({self.keys.progress: after}, count=count, block=block_ms or None)
+        for _stream, entries in reply or []:
+            for entry_id, fields in entries:
+                after = entry_id
+                try:
+                    events.append(Progress.from_json(fields.get("progress", "")))
+                except SchemaError as exc:
+                    log.warning("skipping progress %s that cannot be read: %s", entry_id, exc)
+        return after, events
 
     def leave(self, consumer: str) -> None:
         """Remove a worker from the group, unless it still holds jobs (deleting a consumer

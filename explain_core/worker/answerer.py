@@ -5,10 +5,11 @@ that raises, they are answered one by one so that one poison job fails alone.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,7 @@ import explain_core
 from explain_core.errors import InputError
 from explain_core.explanation import Explanation
 from explain_core.present.summary import summarize
-from explain_core.queue import Job, JobResult, ResultImage
+from explain_core.queue import Job, JobResult, ResultImage, WorkerInfo
 from explain_core.render import render_png
 
 if TYPE_CHECKING:  # the engine imports TensorFlow: only on first use, so `qa-worker --check` stays light
@@ -25,6 +26,8 @@ if TYPE_CHECKING:  # the engine imports TensorFlow: only on first use, so `qa-wo
 log = logging.getLogger(__name__)
 
 Outcome = Explanation | InputError | Exception
+# (job, windows read, windows in all): how far a long passage has got
+Progress = Callable[["Ready", int, int], None]
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,15 @@ class Answerer:
         explain_core.load_model(self.model).trace()
         explain_core.explain("Is this a warm-up?", "This is a warm-up.", model=self.model, faithfulness=True)
 
-    def answer(self, ready: Sequence[Ready]) -> list[JobResult | Exception]:
-        """A result per job, or the exception that the model raised on it (to retry)."""
+    def info(self) -> WorkerInfo:
+        """What this worker offers, for its heartbeat (it imports the engine: a serving worker only)."""
+        from explain_core.engine.saliency import METHODS  # noqa: PLC0415 - TensorFlow, see TYPE_CHECKING above
+
+        return WorkerInfo(model=self.model, models=list(self.compare_models) or [self.model], methods=sorted(METHODS))
+
+    def answer(self, ready: Sequence[Ready], progress: Progress | None = None) -> list[JobResult | Exception]:
+        """A result per job, or the exception that the model raised on it (to retry);
+        `progress` hears how far each long passage has been read."""
         slots: list[list[str]] = [self._models(item.job) for item in ready]
         groups: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
         for i, (item, models) in enumerate(zip(ready, slots)):
@@ -72,7 +82,12 @@ class Answerer:
         for (model, method), members in groups.items():
             started = time.perf_counter()
             items = [(ready[i].job.question, ready[i].passage) for i, _ in members]
-            for member, outcome in zip(members, self._run(model, method, items)):
+
+            def relay(j: int, done: int, total: int, members: list[tuple[int, int]] = members) -> None:
+                if progress is not None:
+                    progress(ready[members[j][0]], done, total)
+
+            for member, outcome in zip(members, self._run(model, method, items, relay)):
                 outcomes[member] = outcome
             elapsed = (time.perf_counter() - started) * 1000
             for i, _ in members:
@@ -92,7 +107,8 @@ class Answerer:
             return list(self.compare_models) or [self.model]
         return [job.options.model or self.model]
 
-    def _run(self, model: str, method: str, items: list[tuple[str, str]]) -> list[Outcome]:
+    def _run(self, model: str, method: str, items: list[tuple[str, str]],
+             progress: Callable[[int, int, int], None]) -> list[Outcome]:
         """One outcome per (question, passage), all with `model` and `method`."""
         if model not in self.allowed:
             served = ", ".join(sorted(self.allowed))
@@ -104,22 +120,26 @@ class Answerer:
             return [exc] * len(items)
         if len(items) > 1 and self.batch:
             try:
-                return list(explain_core.explain_batch(items, model=qa, method=method, faithfulness=True))
+                return list(explain_core.explain_batch(items, model=qa, method=method, faithfulness=True,
+                                                       progress=progress))
             except InputError as exc:  # an unknown method: every job's error
                 return [exc] * len(items)
             except Exception as exc:  # noqa: BLE001 - find the job that broke the batch, one by one
                 log.warning("a batch of %d failed (%r); answering its jobs one by one", len(items), exc)
-        return [self._one(qa, question, passage, method) for question, passage in items]
+        return [self._one(qa, question, passage, method, functools.partial(_shifted, progress, j))
+                for j, (question, passage) in enumerate(items)]
 
     @staticmethod
-    def _one(qa: QAModel, question: str, passage: str, method: str) -> Outcome:
+    def _one(qa: QAModel, question: str, passage: str, method: str,
+             progress: Callable[[int, int, int], None]) -> Outcome:
         try:
-            return explain_core.explain(question, passage, model=qa, method=method, faithfulness=True)
+            found = explain_core.explain_batch([(question, passage)], model=qa, method=method, faithfulness=True,
+                                               progress=progress)[0]
         except Exception as exc:  # noqa: BLE001 - a poison input must not kill the worker
             return exc
+        return found
 
-    @staticmethod
-    def _result(item: Ready, outcomes: list[Outcome], timings: dict[str, float]) -> JobResult | Exception:
+    def _result(self, item: Ready, outcomes: list[Outcome], timings: dict[str, float]) -> JobResult | Exception:
         failure = next((o for o in outcomes if isinstance(o, Exception) and not isinstance(o, InputError)), None)
         if failure is not None:
             return failure
@@ -128,6 +148,7 @@ class Answerer:
             return JobResult.failure(item.job_id, item.job.key, item.job.reply_to, rejected.code,
                                      rejected.message, timings)
         explanations = [o for o in outcomes if isinstance(o, Explanation)]
+        offers = list(self.compare_models)
         started = time.perf_counter()
         try:
             answers = [summarize(exp) for exp in explanations]
@@ -139,4 +160,9 @@ class Answerer:
             return exc
         timings["render_ms"] = round((time.perf_counter() - started) * 1000, 1)
         return JobResult(key=item.job.key, reply_to=item.job.reply_to, ok=True, answers=answers, images=images,
-                         timings_ms=timings, job_id=item.job_id)
+                         timings_ms=timings, job_id=item.job_id, offers=offers)
+
+
+def _shifted(progress: Callable[[int, int, int], None], index: int, _item: int, done: int, total: int) -> None:
+    """A one-question run's progress, reported under the question's index in its group."""
+    progress(index, done, total)

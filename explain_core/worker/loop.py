@@ -45,9 +45,12 @@ from explain_core.queue import (
     JobError,
     JobQueue,
     JobResult,
+    Progress,
     ReplyTo,
+    WorkerInfo,
     consumer_name,
 )
+from explain_core.queue.feedback import Votes
 from explain_core.settings import read_or_exit
 from explain_core.worker.answerer import Answerer, Ready
 from explain_core.worker.config import WorkerConfig
@@ -84,6 +87,7 @@ class Worker:
         self._last_reclaim = 0.0
         self._down_since: float | None = None
         self._failures = 0
+        self._info: WorkerInfo | None = None
 
     def request_stop(self, signum: int | None = None, _frame: object = None) -> None:
         """Finish the batch in hand, then leave the loop (the signal handler)."""
@@ -102,7 +106,9 @@ class Worker:
 
     def step(self) -> None:
         """Handle one batch: this worker's retries first, then reclaimed jobs, then new ones."""
-        self.queue.heartbeat(self.consumer, self.config.visibility_timeout_s)
+        if self._info is None:
+            self._info = self.answerer.info()
+        self.queue.heartbeat(self.consumer, self.config.visibility_timeout_s, self._info)
         entries, self._retry = self._retry, []
         now = time.monotonic()
         if not entries and now - self._last_reclaim >= RECLAIM_EVERY_S:
@@ -125,12 +131,15 @@ class Worker:
 
     def _handle(self, entries: list[JobEntry]) -> None:
         finished, ready = self._triage(entries)
+        self._tell([Progress(item.job.key, "running") for _, item in ready])
         if ready:
             if self.config.test_pause_s:
                 time.sleep(self.config.test_pause_s)
             self.metrics.batch_size.observe(len(ready))
         failed: list[JobEntry] = []
-        for (entry, item), outcome in zip(ready, self.answerer.answer([item for _, item in ready])):
+        answered = self.answerer.answer([item for _, item in ready], progress=lambda item, done, total: self._tell(
+            [Progress(item.job.key, "reading", done, total)]))
+        for (entry, item), outcome in zip(ready, answered):
             if isinstance(outcome, JobResult):
                 finished.append(Finished(entry.entry_id, outcome))
             elif entry.deliveries >= self.config.max_attempts or not transient(outcome):
@@ -184,6 +193,13 @@ class Worker:
         return Finished(entry.entry_id, result,
                         DeadLetter(entry.entry_id, _without_passage(entry.payload), JobError(code, message),
                                    entry.deliveries, time.time()))
+
+    def _tell(self, events: list[Progress]) -> None:
+        """Publish progress; a hint, so a Redis error costs the bots a status line and nothing else."""
+        try:
+            self.queue.publish_progress(events)
+        except redis.RedisError as exc:
+            log.debug("progress not published: %s", exc)
 
     def _write(self, finished: list[Finished], enqueued_at: Mapping[str, float]) -> None:
         """Write results and ack their jobs, waiting out a Redis outage (the results are
@@ -308,6 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check(queue)
     metrics = WorkerMetrics()
     metrics.watch_depth(queue.depth)
+    metrics.watch_votes(Votes(queue.redis, queue.keys).counts)
     if config.metrics_port:
         metrics.serve(config.metrics_port, config.metrics_host)
     answerer = Answerer(config.model, config.compare_models)

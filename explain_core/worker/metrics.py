@@ -3,8 +3,9 @@
 The page is unauthenticated, so it listens on loopback unless `QA_METRICS_HOST` says
 otherwise (a scraper in another container or host needs `0.0.0.0` or that interface).
 
-Queue depth is read from Redis at scrape time rather than sampled by the work loop, so it
-is current even while the worker is busy with a long job (or has none to do).
+Queue depth and the feedback votes are read from Redis at scrape time rather than sampled by
+the work loop, so they are current even while the worker is busy with a long job (or has none
+to do), and every worker reports the same totals of votes cast through any bot process.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from wsgiref.simple_server import WSGIServer
 
 import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from explain_core import defaults
 
@@ -51,7 +54,29 @@ class WorkerMetrics:
 
         self.depth.set_function(read)
 
+    def watch_votes(self, counts: Callable[[], dict[tuple[str, str], int]]) -> None:
+        """Report the feedback votes kept, by model and vote (`explain_core.queue.feedback`)."""
+        self.registry.register(_Votes(counts))
+
     def serve(self, port: int, host: str = defaults.METRICS_HOST) -> WSGIServer:
         """Expose /metrics on `host`:`port` from a daemon thread; the server, for `shutdown()`."""
         server, _thread = start_http_server(port, addr=host, registry=self.registry)
         return server
+
+
+class _Votes(Collector):
+    """`qa_feedback_votes{model, vote}` from Redis at each scrape; nothing while it is away."""
+
+    def __init__(self, counts: Callable[[], dict[tuple[str, str], int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        family = GaugeMetricFamily("qa_feedback_votes", "Feedback votes kept (one per person per answer), "
+                                   "by model and vote: helpful or not_helpful", labels=["model", "vote"])
+        try:
+            counts = self._counts()
+        except redis.RedisError:
+            counts = {}
+        for (model, vote), n in sorted(counts.items()):
+            family.add_metric([model, vote], n)
+        return [family]

@@ -8,7 +8,7 @@ import pytest
 
 from bot import blocks
 from bot.blocks import mrkdwn, shorten_mrkdwn
-from explain_core.present.summary import AnswerSummary, RejectedSpan, TopWord
+from explain_core.present.summary import Alternative, AnswerSummary, RejectedSpan, TopWord
 
 
 def make_summary(**changes: object) -> AnswerSummary:
@@ -162,3 +162,43 @@ def test_fallback_text_is_escaped_too() -> None:
     summary = make_summary(answer="<!channel> & co")
     assert blocks.answer("q", None, [summary]).text == "Answer: &lt;!channel&gt; &amp; co (46%)"
     assert blocks.error("file <x>.txt").text == "file &lt;x&gt;.txt"
+
+
+def test_an_answer_with_buttons_offers_the_other_methods_other_answers_and_feedback() -> None:
+    tag = "0123456789abcdef"
+    message = blocks.answer("Where?", "U1", [make_summary()], actions=blocks.Actions(tag, "smoothgrad"))
+    check_limits(message)
+    actions, feedback = message.blocks[-2], message.blocks[-1]
+    select, others = actions["elements"]
+    assert [o["value"] for o in select["options"]] == [f"{m} {tag}" for m in ("vanilla", "grad_x_input",
+                                                                              "integrated_gradients")]
+    assert others["action_id"] == blocks.ACTION_OTHER_ANSWERS and others["value"] == tag
+    [buttons] = feedback["elements"]
+    assert feedback["type"] == "context_actions" and buttons["type"] == "feedback_buttons"
+    assert (buttons["positive_button"]["value"], buttons["negative_button"]["value"]) == (f"helpful {tag}",
+                                                                                         f"not_helpful {tag}")
+    assert all(len(b["text"]["text"]) <= 75 for b in (buttons["positive_button"], buttons["negative_button"]))
+    with_compare = blocks.answer("Where?", "U1", [make_summary()], actions=blocks.Actions(tag, "vanilla", True))
+    assert [e["action_id"] for e in with_compare.blocks[-2]["elements"]][-1] == blocks.ACTION_COMPARE
+    assert not any(b["type"] in ("actions", "context_actions") for b in blocks.answer("Where?", "U1",
+                                                                                      [make_summary()]).blocks)
+
+
+def test_other_answers_show_scores_sentences_and_user_text_as_typed() -> None:
+    alternatives = [Alternative("*Rouen*", 0.61, "The capital is *Rouen*, on the Seine.", 15, 22),
+                    Alternative("", 0.2, "", 0, 0),
+                    Alternative("Seine", 0.1, "The capital is *Rouen*, on the Seine.", 31, 36)]
+    message = blocks.other_answers("Where is <!channel>?", alternatives)
+    check_limits(message)
+    parts = rich_texts(message.blocks[0])
+    lines = [shown(p) for p in parts]
+    assert lines[0] == "Top answers to: Where is <\u2060!channel>?"
+    assert lines[1] == "1. *Rouen* (61%)" and "The capital is *Rouen*" in lines[2]
+    assert lines[3] == "2. No answer in this passage (20%)" and lines[4] == "3. Seine (10%)"
+    assert "&lt;!channel&gt;" in message.text
+
+
+def test_a_placeholder_at_work_says_how_far_a_long_document_has_got() -> None:
+    assert "Reading the document: 3 of 1,200 parts" in json.dumps(blocks.working("Q?", None, 3, 1200).blocks)
+    assert "Working on it" in json.dumps(blocks.working("Q?", None).blocks)
+    assert blocks.working("Q?", "U1").text.startswith("Explaining “Q?”")

@@ -35,8 +35,7 @@ NAMESPACE = "e2e"
 def worker(module_redis: RedisServer, tiny_model_dir: Path,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
     """The worker's handle; tests call `.running()` (the first test starts it late on purpose)."""
-    handle = WorkerProcess({"REDIS_URL": module_redis.url, "QA_NAMESPACE": NAMESPACE, "QA_MODEL": str(tiny_model_dir),
-                            "QA_BLOCK_MS": "200"}, tmp_path_factory.mktemp("worker") / "worker.log")
+    handle = WorkerProcess.tiny(module_redis.url, NAMESPACE, tiny_model_dir, tmp_path_factory.mktemp("worker"))
     yield handle
     handle.stop()
 

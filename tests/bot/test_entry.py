@@ -119,7 +119,8 @@ def test_manifest_and_procfile_match_the_code() -> None:
     features, settings = manifest["features"], manifest["settings"]
     assert [c["command"] for c in features["slash_commands"]] == ["/explain"]
     assert [(s["type"], s["callback_id"]) for s in features["shortcuts"]] == [("message", CALLBACK_ID)]
-    assert set(settings["event_subscriptions"]["bot_events"]) == {"app_mention", "message.im"}
+    assert set(settings["event_subscriptions"]["bot_events"]) == {"app_mention", "app_home_opened", "message.im"}
+    assert features["app_home"]["home_tab_enabled"] is True
     assert {"commands", "chat:write", "app_mentions:read", "channels:history", "im:history", "files:read",
             "files:write"} <= set(manifest["oauth_config"]["scopes"]["bot"])
     assert settings["socket_mode_enabled"] is True and settings["interactivity"]["is_enabled"] is True

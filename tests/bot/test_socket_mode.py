@@ -24,8 +24,14 @@ from typing import Any
 
 import pytest
 
+from bot import blocks
+from explain_core.queue import JobQueue
+from explain_core.queue.feedback import HELPFUL, Votes
 from tests.support.bot_harness import (
     ROOT,
+    USER,
+    app_home_opened_event,
+    block_action_payload,
     command_payload,
     event_callback,
     mention_event,
@@ -95,8 +101,7 @@ def socket_mode(slack: SlackFake) -> Iterator[SocketModeFake]:
 def worker(module_redis: RedisServer, tiny_model_dir: Path,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
     """Started, not awaited: TensorFlow loads while the bot connects and the ack-only tests run."""
-    handle = WorkerProcess({"REDIS_URL": module_redis.url, "QA_NAMESPACE": NAMESPACE, "QA_MODEL": str(tiny_model_dir),
-                            "QA_BLOCK_MS": "200"}, tmp_path_factory.mktemp("worker") / "worker.log")
+    handle = WorkerProcess.tiny(module_redis.url, NAMESPACE, tiny_model_dir, tmp_path_factory.mktemp("worker"))
     handle.start()
     try:
         yield handle
@@ -193,6 +198,20 @@ def test_message_shortcut_opens_the_form(qa_bot: BotProcess, slack: SlackFake, s
     assert [block["block_id"] for block in view["blocks"] if block["type"] == "input"] == ["question"]
 
 
+def test_opening_the_home_tab_publishes_it(qa_bot: BotProcess, slack: SlackFake, socket_mode: SocketModeFake) -> None:
+    user = unique("U")
+    started = time.monotonic()
+    ack = wait_ack(socket_mode, socket_mode.event(event_callback(app_home_opened_event(user))))
+    assert time.monotonic() - started < 3.0 and ack.payload is None  # within Slack's 3 s; the view comes after
+    [call] = slack.wait_for(lambda: slack.calls("views.publish", user_id=user), ACK_TIMEOUT_S, f"the Home of {user}")
+    view = call.args["view"]
+    shown = json.dumps(view, ensure_ascii=False)
+    assert view["type"] == "home" and len(view["blocks"]) <= 100
+    assert "*1. The `/explain` command*" in shown and "*4. Ask about this message*" in shown
+    assert " waiting, " in shown and " being answered" in shown  # the service's status, read from Redis
+    assert "None yet" in shown  # a person who never asked
+
+
 def test_form_errors_in_the_ack_then_the_corrected_form_is_answered(
         qa_bot: BotProcess, worker: WorkerProcess, slack: SlackFake, socket_mode: SocketModeFake) -> None:
     channel = unique("C")
@@ -281,3 +300,39 @@ def test_a_wrong_app_token_prints_nothing_but_that_line(slack: SlackFake, socket
     done = refused(slack, module_redis)
     assert [line for line in done.stderr.splitlines() if " INFO " not in line] == [
         line for line in done.stderr.splitlines() if line.startswith("qa-bot:")]
+
+
+def test_answer_buttons_through_socket_mode(qa_bot: BotProcess, worker: WorkerProcess, slack: SlackFake,
+                                            socket_mode: SocketModeFake, module_redis: RedisServer) -> None:
+    channel = unique("C")
+    question = "Who designed the engine?"
+    socket_mode.slash_command(command_payload(slack, f"{question} | {PASSAGE}", channel=channel))
+    reply = wait_answered(slack, worker, channel, question, None)
+    buttons = [e for block in reply["blocks"] if block["type"] == "actions" for e in block["elements"]]
+    assert blocks.ACTION_COMPARE not in {e["action_id"] for e in buttons}  # one model: nothing to compare
+    [answer_tag] = [e["value"] for e in buttons if e["action_id"] == blocks.ACTION_OTHER_ANSWERS]
+
+    def clicked(action_id: str, value: str) -> None:
+        """Click through Socket Mode; the ack (empty) must reach Slack within its 3 s."""
+        started = time.monotonic()
+        ack = wait_ack(socket_mode, socket_mode.interactive(
+            block_action_payload(slack, channel, reply, action_id, value)))
+        assert ack.payload is None and time.monotonic() - started < 3.0
+
+    clicked(blocks.ACTION_FEEDBACK, f"{HELPFUL} {answer_tag}")
+    [thanks] = slack.wait_for(lambda: slack.calls("chat.postEphemeral", channel=channel), 15, "the thanks")
+    assert thanks.args["user"] == USER and "found this answer helpful" in thanks.args["text"]
+    queue = JobQueue.from_url(module_redis.url, namespace=NAMESPACE)
+    try:
+        [vote] = [v for v in Votes(queue.redis, queue.keys).all() if v.tag == answer_tag]
+    finally:
+        queue.redis.close()
+    assert (vote.voter, vote.vote, vote.channel, vote.method) == (USER, HELPFUL, channel, "vanilla")
+
+    clicked(blocks.ACTION_OTHER_ANSWERS, answer_tag)
+    [others] = slack.wait_for(lambda: [m for m in slack.messages_in(channel)
+                                       if m.get("thread_ts") == reply["ts"] and m.get("user") == BOT_USER_ID], 15,
+                              "the other answers in the thread")
+    assert others["text"] == f"Top answers to “{question}”"
+    assert "%)" in json.dumps(others["blocks"], ensure_ascii=False)
+    assert len(slack.calls("chat.postEphemeral", channel=channel)) == 1

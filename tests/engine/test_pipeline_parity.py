@@ -20,6 +20,7 @@ pytestmark = pytest.mark.slow
 KINDS = ("bert", "distilbert", "roberta")
 N_PAIRS = 200
 N_IMPOSSIBLE = 50  # handle_impossible_answer=True on a subset: the rule only adds one comparison
+N_ALTERNATIVES = 20  # top_k=3 reuses the decoding checked above; a one-off run on SQuAD checks more
 SCORE_TOLERANCE = 1e-4
 PAIRS = generate_pairs(N_PAIRS, seed=1234)
 
@@ -113,3 +114,30 @@ def test_answers_equal_the_pipeline(
     assert not failures, f"{len(failures)}/{len(pairs)} pairs differ ({kind}):\n" + "\n".join(failures[:10])
     # The generator is meant to exercise window stitching; if it stops doing so this test loses its point.
     assert multi_window >= len(pairs) // 3, f"only {multi_window}/{len(pairs)} pairs needed several windows"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_other_answers_equal_the_pipelines_top_k(kind: str, tiny_model_dirs: dict[str, Path],
+                                                 pipelines: Callable[[str], Any]) -> None:
+    """"Other answers" in Slack are the pipeline's `top_k=ALTERNATIVES` answers, null answer
+    included where it ranks; the answer shown stays the top_k=1 answer."""
+    from explain_core import defaults, explain
+
+    pipe = pipelines(kind)
+    failures = []
+    for index, (question, passage) in enumerate(PAIRS[:N_ALTERNATIVES]):
+        theirs = pipe(question=question, context=passage, top_k=defaults.ALTERNATIVES, handle_impossible_answer=True)
+        theirs = theirs if isinstance(theirs, list) else [theirs]
+        exp = explain(question, passage, model=str(tiny_model_dirs[kind]), method="vanilla")
+        if exp.question_truncated:
+            continue
+        ours = [(a.answer, a.start, a.end) for a in exp.alternatives]
+        want = [(t["answer"], t["start"], t["end"]) for t in theirs]
+        scores_close = all(abs(a.score - min(1.0, t["score"])) <= SCORE_TOLERANCE
+                           for a, t in zip(exp.alternatives, theirs))
+        if ours != want or not scores_close:
+            failures.append(f"#{index}: ours={[(a, round(x.score, 4)) for a, x in zip(ours, exp.alternatives)]} "
+                            f"pipeline={[(w, round(t['score'], 4)) for w, t in zip(want, theirs)]}")
+        if (exp.answer, exp.start) != (exp.alternatives[0].answer, exp.alternatives[0].start) and not exp.no_answer:
+            failures.append(f"#{index}: the answer shown is not the first of the top answers")
+    assert not failures, f"{len(failures)} pairs differ ({kind}):\n" + "\n".join(failures[:10])

@@ -51,19 +51,25 @@ READERS = {"job": Job, "result": JobResult, "dead": DeadLetter}
 
 
 # Optional fields version 1 grew after the pinned messages were written: an old writer leaves
-# them out (they read back as None), an old reader ignores them, so they are written as null.
-ADDED_LATER = {"reply_to": ("ts", "response_url")}
+# them out (they read back as their default), an old reader ignores them, so they are written
+# with their default. By where they sit: the message itself, its reply_to, each of its answers.
+ADDED_LATER: dict[str, dict[str, object]] = {
+    "": {"offers": []},
+    "reply_to": {"ts": None, "response_url": None, "doc_ts": None},
+    "answers": {"alternatives": []},
+}
+
+
+def _without_defaults(data: dict, added: dict[str, object]) -> dict:
+    return {k: v for k, v in data.items() if not (k in added and v == added[k])}
 
 
 def _without_added_nulls(data: dict) -> dict:
-    out = dict(data)
-    for parent, names in ADDED_LATER.items():
-        if isinstance(out.get(parent), dict):
-            nested = dict(out[parent])
-            for name in names:
-                if nested.get(name, "absent") is None:
-                    del nested[name]
-            out[parent] = nested
+    out = _without_defaults(data, ADDED_LATER[""])
+    if isinstance(out.get("reply_to"), dict):
+        out["reply_to"] = _without_defaults(out["reply_to"], ADDED_LATER["reply_to"])
+    if isinstance(out.get("answers"), list):
+        out["answers"] = [_without_defaults(a, ADDED_LATER["answers"]) for a in out["answers"]]
     return out
 
 

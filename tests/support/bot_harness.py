@@ -34,6 +34,7 @@ from slack_sdk.signature import SignatureVerifier
 from bot.app import build_app
 from bot.delivery import Delivery
 from bot.http import SlackFront, server_config
+from bot.progress import LiveProgress
 from bot.services import Services
 from bot.settings import BotSettings
 from bot.sweeper import Sweeper
@@ -143,6 +144,32 @@ def view_submission_payload(view_id: str, view: dict[str, Any], values: dict[str
             "view": {**view, "id": view_id, "team_id": TEAM_ID, "state": {"values": state}}}
 
 
+def block_action_payload(fake: SlackFake, channel: str, message: dict[str, Any], action_id: str, value: str,
+                         user: str = USER) -> dict[str, Any]:
+    """A click on an element of the bot's `message` (as the fake stores it): a button's or feedback
+    button's `value`, or a static_select's option of that value."""
+    element = next((e for block in message.get("blocks") or [] for e in block.get("elements") or []
+                    if isinstance(e, dict) and e.get("action_id") == action_id), None)
+    assert element is not None, f"no element {action_id} in the message"
+    action: dict[str, Any] = {"action_id": action_id, "block_id": "b", "type": element["type"],
+                              "action_ts": f"{time.time():.6f}"}
+    if element["type"] == "static_select":
+        option = next(o for o in element["options"] if o["value"] == value)
+        action["selected_option"] = option
+    else:
+        action["value"] = value
+    return {"type": "block_actions", "team": {"id": TEAM_ID, "domain": "test"},
+            "user": {"id": user, "team_id": TEAM_ID}, "api_app_id": "A0TEST", "trigger_id": unique("trig."),
+            "channel": {"id": channel, "name": "general"}, "container": {"type": "message",
+                                                                          "message_ts": message["ts"]},
+            "message": message, "response_url": f"{fake.url}/response/{unique('r')}", "actions": [action]}
+
+
+def app_home_opened_event(user: str = USER) -> dict[str, Any]:
+    return {"type": "app_home_opened", "user": user, "channel": f"D{user}", "tab": "home",
+            "event_ts": f"{time.time():.6f}"}
+
+
 def opened_view(fake: SlackFake, trigger_id: str) -> tuple[str, dict[str, Any]]:
     """(view id, view) of the modal opened with `trigger_id` (waits for views.open)."""
     call = fake.wait_for(lambda: fake.calls("views.open", trigger_id=trigger_id),
@@ -165,6 +192,7 @@ class BotUnderTest:
         self.http = requests.Session()
         self.delivery: Delivery | None = None
         self.sweeper: Sweeper | None = None
+        self.progress: LiveProgress | None = None
 
     def start_delivery(self) -> Delivery:
         self.delivery = Delivery(self.services.flow).start()
@@ -174,11 +202,16 @@ class BotUnderTest:
         self.sweeper = Sweeper(self.services.flow).start()
         return self.sweeper
 
+    def start_progress(self) -> LiveProgress:
+        self.progress = LiveProgress(self.services.flow).start()
+        return self.progress
+
     def close(self) -> None:
-        self.services.flow.close()  # ends Slack retries at once
-        for component in (self.delivery, self.sweeper):
+        self.services.flow.stopping.set()  # ends Slack retries at once
+        for component in (self.delivery, self.sweeper, self.progress):
             if component is not None:
                 component.stop()
+        self.services.flow.close()  # the lanes, once nothing can hand them work
         self.http.close()
         self._server.close()
         self.queue.redis.close()
@@ -232,6 +265,10 @@ class BotUnderTest:
                         user: str = USER) -> Reply:
         """Submit a modal that the bot opened (`view` as recorded by views.open)."""
         return self.interactive(view_submission_payload(view_id, view, values, user))
+
+    def click(self, channel: str, message: dict[str, Any], action_id: str, value: str, user: str = USER) -> Reply:
+        """Click an element of the bot's `message` (see `block_action_payload`)."""
+        return self.interactive(block_action_payload(self.fake, channel, message, action_id, value, user))
 
     def message_shortcut(self, channel: str, message: dict[str, Any], user: str = USER) -> Reply:
         payload = message_shortcut_payload(self.fake, channel, message, user)

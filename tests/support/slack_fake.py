@@ -372,6 +372,18 @@ class SlackFake:
             return {"ok": True, "file_id": file_id, "upload_url": f"{self.url}/upload/{file_id}"}
         if method == "files.completeUploadExternal":
             return self._complete_upload(args)
+        if method == "views.publish":
+            if not args.get("user_id") or not isinstance(args.get("view"), dict):
+                return {"ok": False, "error": "invalid_arguments"}
+            return {"ok": True, "view": {"id": f"V{next(self._ids):06d}", **args["view"]}}
+        if method == "assistant.threads.setStatus":
+            if not args.get("channel_id") or not args.get("thread_ts"):
+                return {"ok": False, "error": "invalid_arguments"}
+            return {"ok": True}
+        if method == "chat.getPermalink":
+            channel, ts = str(args.get("channel")), str(args.get("message_ts"))
+            return {"ok": True, "channel": channel,
+                    "permalink": f"https://test.slack.com/archives/{channel}/p{ts.replace('.', '')}"}
         return {"ok": False, "error": "unknown_method"}
 
     def _replies(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,16 @@ class WorkerProcess:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
 
+    @classmethod
+    def tiny(cls, redis_url: str, namespace: str, model: Path, log_dir: Path, *, models: tuple[Path, ...] = (),
+             **env: str) -> WorkerProcess:
+        """A worker of `namespace` answering with the tiny `model` (and comparing `models`), polling
+        Redis every 200 ms so tests do not wait on it; `env` adds or overrides variables."""
+        base = {"REDIS_URL": redis_url, "QA_NAMESPACE": namespace, "QA_MODEL": str(model), "QA_BLOCK_MS": "200"}
+        if models:
+            base["QA_MODELS"] = ",".join(map(str, models))
+        return cls({**base, **env}, log_dir / "worker.log")
+
     def start(self) -> WorkerProcess:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "explain_core.worker"], cwd=ROOT,

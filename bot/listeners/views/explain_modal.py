@@ -67,7 +67,8 @@ def run_submission(view: dict[str, Any], body: dict[str, Any], context: BoltCont
         document = svc.documents.stashed(team, channel, metadata["message_ts"])
         svc.intake.submit(Ask(key=key, team=team, channel=channel, user=user, question=question,
                               passage=document.text, thread_ts=metadata["thread_ts"], show_asker=True,
-                              sources=document.sources, response_url=metadata.get("response_url")))
+                              sources=document.sources, response_url=metadata.get("response_url"),
+                              doc_ts=metadata["message_ts"]))
 
     guarded(work, lambda message: svc.intake.tell(channel, user, metadata.get("thread_ts"), message,
                                                   metadata.get("response_url")))

@@ -1,0 +1,111 @@
+"""Live progress: the placeholder says where its question is until the answer replaces it.
+
+The worker publishes `Progress` to a capped stream (`running` when it takes a job, then the
+parts of a long document read). Every bot process reads the whole stream and edits only the
+placeholders it posted itself and still waits on (its `Tracker`), so no two processes edit one
+message. A status is a hint, so this never retries and never delays an answer:
+
+- a question answered within `QA_PROGRESS_AFTER_S` gets no status edit at all;
+- one placeholder is edited at most once per `PROGRESS_EDIT_INTERVAL_S`, with the newest status
+  (older ones are skipped), and the process makes at most `PROGRESS_EDITS_PER_MINUTE` edits in
+  all, within chat.update's rate limit; a 429 pauses every status edit for its Retry-After;
+- `StatusEdits` orders a status edit before the final message, never after it;
+- a question asked in a thread also gets Slack's assistant status ("is explaining…"),
+  cleared by the delivery with the answer.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from bot import blocks
+from bot.background import Background
+from bot.replies import classify
+from bot.services import ReplyFlow, web_client
+from bot.tracking import Placeholder
+from explain_core import defaults
+from explain_core.queue import Progress
+
+log = logging.getLogger(__name__)
+
+EDIT_TIMEOUT_S = 5  # a status edit that takes longer is not worth waiting for (the lock outlasts it)
+READ_BLOCK_MS = 250  # how long a read waits for news: also how late a due status can be
+ASSISTANT_STATUS = "is explaining…"
+
+
+@dataclass
+class _Status:
+    progress: Progress
+    since: float  # monotonic time the question was first seen running
+    shown: Progress | None = None
+    shown_at: float = 0.0
+
+
+class LiveProgress(Background):
+    """The progress reader of one bot process (see the module doc)."""
+
+    name = "progress"
+
+    def __init__(self, flow: ReplyFlow) -> None:
+        super().__init__(flow.stopping)
+        self._flow = flow
+        self._after_s = flow.settings.progress_after_s
+        self._client = web_client(flow.settings, retries=False, timeout=EDIT_TIMEOUT_S)
+        self._position: str | None = None
+        self._statuses: dict[str, _Status] = {}
+        self._edits: list[float] = []  # monotonic times of the edits of the last minute
+        self._paused_until = 0.0
+
+    def round(self) -> int:
+        if self._position is None:
+            self._position = self._flow.queue.progress_position()
+        self._position, events = self._flow.queue.read_progress(self._position, READ_BLOCK_MS)
+        now = time.monotonic()
+        for event in events:
+            status = self._statuses.get(event.key)
+            if status is not None:
+                status.progress = event
+            elif self._flow.tracker.waiting(event.key) is not None:
+                self._statuses[event.key] = _Status(event, now)
+        return self._show(now)
+
+    def _show(self, now: float) -> int:
+        """Edit the placeholders whose newest status is due; returns how many were edited."""
+        edited = 0
+        self._edits = [t for t in self._edits if now - t < 60]
+        for key, status in list(self._statuses.items()):
+            placeholder = self._flow.tracker.waiting(key)
+            if placeholder is None:
+                del self._statuses[key]  # answered or settled: nothing more to show
+                continue
+            due = (status.progress != status.shown and now - status.since >= self._after_s
+                   and now - status.shown_at >= defaults.PROGRESS_EDIT_INTERVAL_S)
+            if not due or now < self._paused_until or len(self._edits) >= defaults.PROGRESS_EDITS_PER_MINUTE:
+                continue
+            if status.shown is None and placeholder.thread_ts is not None:
+                self._flow.replier.status(placeholder.channel, placeholder.thread_ts, ASSISTANT_STATUS)
+            if self._edit(placeholder, status.progress):
+                status.shown, status.shown_at = status.progress, now
+                self._edits.append(now)
+                edited += 1
+        return edited
+
+    def _edit(self, placeholder: Placeholder, progress: Progress) -> bool:
+        """One status edit, unless the final message is being shown. Raises RedisError."""
+        if not self._flow.edits.begin(placeholder.key):
+            return False
+        try:
+            message = blocks.working(placeholder.question, placeholder.asker, progress.done, progress.total)
+            self._client.chat_update(channel=placeholder.channel, ts=placeholder.ts, **message.kwargs())
+            return True
+        except Exception as exc:
+            failure = classify(exc)
+            if failure is None:
+                raise
+            if failure.retry_after:
+                self._paused_until = time.monotonic() + failure.retry_after
+            log.info("status of %s not shown: %s", placeholder.key, failure.error)
+            return False
+        finally:
+            self._flow.edits.end(placeholder.key)

@@ -1,0 +1,136 @@
+"""Live progress in the placeholder: throttled, newest first, never after the answer.
+
+The bot (HTTP mode, its result consumer and progress reader running) talks to real Redis
+and the Slack fake. The first tests publish progress the way the worker does and answer with
+the worker's side of the protocol (tests/support/work.py), to control timing; the last runs a
+real worker on a long document and checks what a person sees, from the recorded payloads.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from explain_core.queue import Progress
+from tests.support.bot_harness import BotUnderTest, module_redis, settings_for, slack, unique, wait_until
+from tests.support.redis_server import RedisServer
+from tests.support.slack_fake import BOT_USER_ID, TEAM_ID, SlackFake
+from tests.support.work import answer_jobs
+from tests.support.worker_process import WorkerProcess
+
+__all__ = ["module_redis", "slack"]
+
+NAMESPACE = "progress"
+PASSAGE = ("Ada Lovelace lived in London. In 1843 she published the first algorithm intended "
+           "for a machine, the Analytical Engine designed by Charles Babbage. ")
+
+
+@pytest.fixture(scope="module")
+def bot(slack: SlackFake, module_redis: RedisServer) -> Iterator[BotUnderTest]:
+    under_test = BotUnderTest(slack, settings_for(slack, module_redis.url, NAMESPACE, progress_after_s=0.0))
+    under_test.start_delivery()
+    under_test.start_progress()
+    yield under_test
+    under_test.close()
+
+
+def ask(bot: BotUnderTest, channel: str) -> tuple[str, str]:
+    """`/explain` a question; (its job key, its placeholder's ts) once it is queued."""
+    bot.command(f"Who published it? | {PASSAGE}", channel=channel)
+    [job] = wait_until(lambda: [j for j in bot.jobs() if j.reply_to.channel == channel], what="the job")
+    assert job.reply_to.ts is not None
+    return job.key, job.reply_to.ts
+
+
+def updates(bot: BotUnderTest, channel: str) -> list[str]:
+    return [c.args["text"] for c in bot.fake.calls("chat.update", channel=channel)]
+
+
+def test_status_edits_are_throttled_show_the_newest_and_end_with_the_answer(bot: BotUnderTest) -> None:
+    channel = unique("C")
+    key, ts = ask(bot, channel)
+    bot.queue.publish_progress([Progress(key, "running")])
+    started = time.monotonic()
+    for done in range(1, 31):  # 30 windows over 3 s: ten events a second
+        bot.queue.publish_progress([Progress(key, "reading", done, 30)])
+        time.sleep(0.1)
+    time.sleep(1.2)  # the newest status is due within a second
+    elapsed = time.monotonic() - started
+    edits = bot.fake.calls("chat.update", channel=channel)
+    assert 2 <= len(edits) <= int(elapsed) + 1, [e.args["text"] for e in edits]  # at most one a second
+    last_status = edits[-1].args["blocks"][-1]["elements"][0]["text"]
+    assert "Reading the document: 30 of 30 parts" in last_status  # the newest, not a stale one
+    answer_jobs(bot.queue)
+    wait_until(lambda: updates(bot, channel)[-1].startswith("Answer: "), what="the answer")
+    time.sleep(1.5)  # a status edit would be due by now
+    texts = updates(bot, channel)
+    assert texts[-1].startswith("Answer: ") and sum(t.startswith("Answer: ") for t in texts) == 1
+    [message] = [m for m in bot.fake.messages_in(channel) if m["ts"] == ts]
+    assert message["text"].startswith("Answer: ")
+
+
+def test_a_status_edit_in_flight_lands_before_the_answer_never_after(bot: BotUnderTest) -> None:
+    channel = unique("C")
+    key, ts = ask(bot, channel)
+    bot.fake.delay_next("chat.update", 2.0, channel=channel)  # the status edit is slow ...
+    bot.queue.publish_progress([Progress(key, "running")])
+    wait_until(lambda: bot.queue.redis.exists(bot.queue.keys.edit(key)), what="a status edit in flight")
+    answer_jobs(bot.queue)  # ... and the answer comes meanwhile
+    wait_until(lambda: len(updates(bot, channel)) == 2, timeout=20, what="the status edit and the answer")
+    assert updates(bot, channel)[-1].startswith("Answer: ")
+    [message] = [m for m in bot.fake.messages_in(channel) if m["ts"] == ts]
+    assert message["text"].startswith("Answer: "), "the slow status edit overwrote the answer"
+
+
+def test_an_answer_within_the_grace_gets_no_status_edit(slack: SlackFake, module_redis: RedisServer) -> None:
+    quiet = BotUnderTest(slack, settings_for(slack, module_redis.url, f"{NAMESPACE}-quiet", progress_after_s=30.0))
+    quiet.start_delivery()
+    quiet.start_progress()
+    try:
+        channel = unique("C")
+        key, _ts = ask(quiet, channel)
+        quiet.queue.publish_progress([Progress(key, "running")])
+        time.sleep(1.0)
+        answer_jobs(quiet.queue)
+        wait_until(lambda: updates(quiet, channel), what="the answer")
+        time.sleep(1.0)
+        assert [t[:7] for t in updates(quiet, channel)] == ["Answer:"]
+    finally:
+        quiet.close()
+
+
+def test_progress_from_a_real_worker_on_a_long_document_in_a_thread(
+        bot: BotUnderTest, module_redis: RedisServer, tiny_model_dir: Path, tmp_path: Path) -> None:
+    worker = WorkerProcess.tiny(module_redis.url, NAMESPACE, tiny_model_dir, tmp_path, QA_TOKEN_BUDGET="64",
+                                QA_WORKER_TEST_PAUSE_S="1.0").running()
+    try:
+        channel = unique("C")
+        root = bot.fake.add_message(channel, {"user": "UAUTHOR", "text": PASSAGE * 40})
+        mention = bot.mention(channel, "Who published the first algorithm?", thread_ts=root["ts"])
+        key = f"event:{TEAM_ID}:{channel}:{mention['ts']}"
+        [placeholder] = bot.fake.wait_for(
+            lambda: [m for m in bot.fake.messages_in(channel) if m.get("user") == BOT_USER_ID], what="placeholder")
+        wait_until(lambda: any(t.startswith(("Answer: ", "No answer")) for t in updates(bot, channel)), timeout=120,
+                   what="the answer")
+        time.sleep(1.5)
+        texts = updates(bot, channel)
+        assert texts[-1].startswith(("Answer: ", "No answer")), texts  # the answer is the last word
+        statuses = [c.args["blocks"][-1]["elements"][0]["text"] for c in bot.fake.calls("chat.update", channel=channel)
+                    if c.args["text"].startswith("Explaining")]
+        assert statuses and all(("Working on it" in s) or ("Reading the document" in s) for s in statuses), statuses
+        # What the worker published for this question: running, then every window of the long document.
+        _position, events = bot.queue.read_progress("0-0", 0, count=10_000)
+        mine = [e for e in events if e.key == key]
+        assert mine[0].stage == "running"
+        reading = [e for e in mine if e.stage == "reading"]
+        assert reading[-1].total > 5 and [e.done for e in reading] == sorted(e.done for e in reading), mine
+        assert reading[-1].done == reading[-1].total
+        # Slack's assistant status under the thread: set while working, cleared with the answer.
+        status_calls = [c.args["status"] for c in bot.fake.calls("assistant.threads.setStatus", channel_id=channel)]
+        assert status_calls[0] == "is explaining…" and status_calls[-1] == ""
+        [answer] = [m for m in bot.fake.messages_in(channel) if m["ts"] == placeholder["ts"]]
+        assert answer["text"].startswith(("Answer: ", "No answer"))
+    finally:
+        worker.stop()
