@@ -172,6 +172,9 @@ def _pending(question: str, asker: str | None, line: str, note: str = "") -> Mes
 
 
 def _percent(value: float) -> str:
+    """A probability as people read it; a small one stays visible as "<1%" rather than "0%"."""
+    if 0 < value < 0.005:
+        return "<1%"
     return f"{round(value * 100):d}%"
 
 

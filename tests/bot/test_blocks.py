@@ -187,14 +187,14 @@ def test_an_answer_with_buttons_offers_the_other_methods_other_answers_and_feedb
 def test_other_answers_show_scores_sentences_and_user_text_as_typed() -> None:
     alternatives = [Alternative("*Rouen*", 0.61, "The capital is *Rouen*, on the Seine.", 15, 22),
                     Alternative("", 0.2, "", 0, 0),
-                    Alternative("Seine", 0.1, "The capital is *Rouen*, on the Seine.", 31, 36)]
+                    Alternative("Seine", 0.001, "The capital is *Rouen*, on the Seine.", 31, 36)]
     message = blocks.other_answers("Where is <!channel>?", alternatives)
     check_limits(message)
     parts = rich_texts(message.blocks[0])
     lines = [shown(p) for p in parts]
     assert lines[0] == "Top answers to: Where is <\u2060!channel>?"
     assert lines[1] == "1. *Rouen* (61%)" and "The capital is *Rouen*" in lines[2]
-    assert lines[3] == "2. No answer in this passage (20%)" and lines[4] == "3. Seine (10%)"
+    assert lines[3] == "2. No answer in this passage (20%)" and lines[4] == "3. Seine (<1%)"
     assert "&lt;!channel&gt;" in message.text
 
 

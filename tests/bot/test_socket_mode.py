@@ -98,10 +98,12 @@ def socket_mode(slack: SlackFake) -> Iterator[SocketModeFake]:
 
 
 @pytest.fixture(scope="module")
-def worker(module_redis: RedisServer, tiny_model_dir: Path,
+def worker(module_redis: RedisServer, tiny_model_dir: Path, twin_model_dir: Path,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
-    """Started, not awaited: TensorFlow loads while the bot connects and the ack-only tests run."""
-    handle = WorkerProcess.tiny(module_redis.url, NAMESPACE, tiny_model_dir, tmp_path_factory.mktemp("worker"))
+    """Started, not awaited: TensorFlow loads while the bot connects and the ack-only tests run.
+    It offers two models to compare (the tiny one twice), so every button of an answer is there."""
+    handle = WorkerProcess.tiny(module_redis.url, NAMESPACE, tiny_model_dir, tmp_path_factory.mktemp("worker"),
+                                models=(tiny_model_dir, twin_model_dir))
     handle.start()
     try:
         yield handle
@@ -303,13 +305,14 @@ def test_a_wrong_app_token_prints_nothing_but_that_line(slack: SlackFake, socket
 
 
 def test_answer_buttons_through_socket_mode(qa_bot: BotProcess, worker: WorkerProcess, slack: SlackFake,
-                                            socket_mode: SocketModeFake, module_redis: RedisServer) -> None:
+                                            socket_mode: SocketModeFake, module_redis: RedisServer,
+                                            twin_model_dir: Path) -> None:
     channel = unique("C")
     question = "Who designed the engine?"
     socket_mode.slash_command(command_payload(slack, f"{question} | {PASSAGE}", channel=channel))
     reply = wait_answered(slack, worker, channel, question, None)
     buttons = [e for block in reply["blocks"] if block["type"] == "actions" for e in block["elements"]]
-    assert blocks.ACTION_COMPARE not in {e["action_id"] for e in buttons}  # one model: nothing to compare
+    assert blocks.ACTION_COMPARE in {e["action_id"] for e in buttons}  # two models to compare
     [answer_tag] = [e["value"] for e in buttons if e["action_id"] == blocks.ACTION_OTHER_ANSWERS]
 
     def clicked(action_id: str, value: str) -> None:
@@ -336,3 +339,17 @@ def test_answer_buttons_through_socket_mode(qa_bot: BotProcess, worker: WorkerPr
     assert others["text"] == f"Top answers to “{question}”"
     assert "%)" in json.dumps(others["blocks"], ensure_ascii=False)
     assert len(slack.calls("chat.postEphemeral", channel=channel)) == 1
+
+    def in_thread(prefix: str) -> list[dict[str, Any]]:
+        return [m for m in slack.messages_in(channel) if m.get("thread_ts") == reply["ts"]
+                and m.get("user") == BOT_USER_ID and str(m.get("text") or "").startswith(prefix)]
+
+    clicked(blocks.ACTION_ANOTHER_WAY, f"grad_x_input {answer_tag}")
+    [again] = slack.wait_for(lambda: in_thread(ANSWER_PREFIXES), REPLY_TIMEOUT_S, "the answer explained another way")
+    assert "gradient × input" in json.dumps(again["blocks"], ensure_ascii=False)
+    clicked(blocks.ACTION_COMPARE, answer_tag)
+    slack.wait_for(lambda: len(in_thread(ANSWER_PREFIXES)) == 2, REPLY_TIMEOUT_S, "the comparison in the thread")
+    [compared] = [m for m in in_thread(ANSWER_PREFIXES) if m["ts"] != again["ts"]]
+    assert twin_model_dir.name in json.dumps(compared["blocks"], ensure_ascii=False)  # both models answered
+    slack.wait_for(lambda: len([u for u in slack.uploads(channel) if u.thread_ts == reply["ts"]]) == 4, 30,
+                   "the pictures: the answer's, another way's and the two models'")
