@@ -159,9 +159,13 @@ def placeholder(question: str, asker: str | None, waiting: int) -> Message:
     return _pending(question, asker, f":hourglass_flowing_sand: Explaining…{queue}", queue)
 
 
-def working(question: str, asker: str | None, done: int = 0, total: int = 0) -> Message:
-    """The placeholder once a worker has the question: how far it has read a long document."""
-    if total > 1:
+def working(question: str, asker: str | None, stage: str, done: int = 0, total: int = 0) -> Message:
+    """The placeholder while the question waits or is worked on: `queued` with `done` questions
+    ahead of it, `running`, or `reading` `done` of `total` parts of a long document."""
+    if stage == "queued":
+        ahead = f"{done:,} question{'s' if done != 1 else ''} ahead of yours" if done else "yours is next"
+        return _pending(question, asker, f":hourglass_flowing_sand: Queued: {ahead}…")
+    if stage == "reading" and total > 1:
         return _pending(question, asker, f":gear: Reading the document: {done:,} of {total:,} parts…")
     return _pending(question, asker, ":gear: Working on it: finding the answer and the words that mattered…")
 

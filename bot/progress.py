@@ -3,7 +3,9 @@
 The worker publishes `Progress` to a capped stream (`running` when it takes a job, then the
 parts of a long document read). Every bot process reads the whole stream and edits only the
 placeholders it posted itself and still waits on (its `Tracker`), so no two processes edit one
-message. A status is a hint, so this never retries and never delays an answer:
+message. Until a worker takes a question, its place in line (`JobQueue.ahead`) is read every
+`QUEUE_POLL_S` and shown as it changes. A status is a hint, so this never retries and never
+delays an answer:
 
 - a question answered within `QA_PROGRESS_AFTER_S` gets no status edit at all;
 - one placeholder is edited at most once per `PROGRESS_EDIT_INTERVAL_S`, with the newest status
@@ -23,13 +25,14 @@ from bot import blocks
 from bot.background import Background
 from bot.replies import classify
 from bot.services import ReplyFlow, web_client
-from bot.tracking import Placeholder
+from bot.tracking import Local, Placeholder
 from explain_core import defaults
 from explain_core.queue import Progress
 
 log = logging.getLogger(__name__)
 
 EDIT_TIMEOUT_S = 5  # a status edit that takes longer is not worth waiting for (the lock outlasts it)
+QUEUE_POLL_S = 2.0  # how often the places in line of the waiting questions are read (one pipeline)
 READ_BLOCK_MS = 250  # how long a read waits for news: also how late a due status can be
 ASSISTANT_STATUS = "is explaining…"
 
@@ -56,6 +59,7 @@ class LiveProgress(Background):
         self._statuses: dict[str, _Status] = {}
         self._edits: list[float] = []  # monotonic times of the edits of the last minute
         self._paused_until = 0.0
+        self._polled = 0.0
 
     def round(self) -> int:
         if self._position is None:
@@ -63,12 +67,29 @@ class LiveProgress(Background):
         self._position, events = self._flow.queue.read_progress(self._position, READ_BLOCK_MS)
         now = time.monotonic()
         for event in events:
-            status = self._statuses.get(event.key)
-            if status is not None:
-                status.progress = event
-            elif self._flow.tracker.waiting(event.key) is not None:
-                self._statuses[event.key] = _Status(event, now)
+            self._note(event, now)
+        if now - self._polled >= QUEUE_POLL_S:
+            self._polled = now
+            self._places(now)
         return self._show(now)
+
+    def _note(self, event: Progress, now: float) -> None:
+        """Remember the newest status of a question this process waits on."""
+        status = self._statuses.get(event.key)
+        if status is not None:
+            status.progress = event
+        elif self._flow.tracker.waiting(event.key) is not None:
+            self._statuses[event.key] = _Status(event, now)
+
+    def _places(self, now: float) -> None:
+        """Each waiting question's place in line, as a `queued` status, until the worker takes it.
+        A question that waits behind its asker's earlier one (not in the line yet) keeps what the
+        placeholder says."""
+        queued = [p.key for p, state in self._flow.tracker.local() if state is Local.WAITING
+                  and (p.key not in self._statuses or self._statuses[p.key].progress.stage == "queued")]
+        for key, ahead in zip(queued, self._flow.queue.ahead(queued)):
+            if ahead is not None:
+                self._note(Progress(key, "queued", ahead), now)
 
     def _show(self, now: float) -> int:
         """Edit the placeholders whose newest status is due; returns how many were edited."""
@@ -96,7 +117,8 @@ class LiveProgress(Background):
         if not self._flow.edits.begin(placeholder.key):
             return False
         try:
-            message = blocks.working(placeholder.question, placeholder.asker, progress.done, progress.total)
+            message = blocks.working(placeholder.question, placeholder.asker, progress.stage, progress.done,
+                                     progress.total)
             self._client.chat_update(channel=placeholder.channel, ts=placeholder.ts, **message.kwargs())
             return True
         except Exception as exc:

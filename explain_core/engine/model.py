@@ -240,7 +240,7 @@ class QAModel:
         Rows are independent, so the gradient of the summed targets is each row's own gradient;
         that lets integrated gradients and SmoothGrad batch their steps/samples as rows.
         """
-        with tf.GradientTape() as tape:
+        with tf.GradientTape(watch_accessed_variables=False) as tape:  # only the embeddings: less to record
             tape.watch(embeds)
             start, end = self._call(input_ids, attention_mask, token_type_ids, embeds)
             target = _pick(start, starts) + _pick(end, ends)
@@ -256,7 +256,7 @@ class QAModel:
         where the pipeline's rules pick another span. This saves a whole forward pass.
         """
         embeds = tf.gather(self.embedding_matrix, input_ids)
-        with tf.GradientTape() as tape:
+        with tf.GradientTape(watch_accessed_variables=False) as tape:  # only the embeddings: less to record
             tape.watch(embeds)
             start, end = self._call(input_ids, attention_mask, token_type_ids, embeds)
             starts, ends = _best_spans(start, end, allowed, max_answer_len, allow_null)

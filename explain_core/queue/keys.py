@@ -4,6 +4,7 @@ Layout under a namespace `ns` (QA_NAMESPACE, default "qa"):
 
     ns:jobs                      stream of jobs; consumer group "workers"; an entry is deleted once
                                  its result is written, so XLEN is exactly the number of jobs not done
+    ns:order                     sorted set: the keys of the jobs in ns:jobs by entry id (a job's place in line)
     ns:results                   stream of results; the bot's consumer group "bot"; deleted once acked
     ns:dead                      dead-letter stream: jobs given up on, for an operator
     ns:dedup:<key>               the caller's idempotency key: a retried request is refused
@@ -80,6 +81,10 @@ class Keys:
     @property
     def jobs(self) -> str:
         return f"{self.namespace}:jobs"
+
+    @property
+    def order(self) -> str:
+        return f"{self.namespace}:order"
 
     @property
     def results(self) -> str:

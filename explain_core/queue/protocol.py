@@ -38,12 +38,17 @@ T = TypeVar("T")
 # hand, evicted) frees its asker's place at the next question instead of holding it an hour.
 # No MAXLEN here: the backlog cap is enforced at enqueue, and an approximate trim could drop
 # an unfinished job.
+# `order` ranks the job keys in the stream by their entry id, so that a job's place in line is
+# one ZRANK (`JobQueue.ahead`); the finish script takes a job out of it with its entry.
 _PUSH = """
-local function push(jobs, item, active, held, stream_ttl, line_ttl)
+local function push(jobs, order, item, active, held, stream_ttl, line_ttl)
   local f = cjson.decode(item)
   local id = redis.call('XADD', jobs, '*', 'job', f.job, 'key', f.key, 'active', active, 'held', held,
                         'load', f.load)
   redis.call('EXPIRE', jobs, stream_ttl)
+  local ms, seq = string.match(id, '(%d+)-(%d+)')
+  redis.call('ZADD', order, tonumber(ms) * 1000 + tonumber(seq), f.key)
+  redis.call('EXPIRE', order, stream_ttl)
   if active ~= '' then redis.call('SET', active, id, 'EX', line_ttl) end
   return id
 end
@@ -53,7 +58,7 @@ end
 # its job (the user's retry would be refused and the question lost), so that the limits
 # cannot be raced past, and so that `ahead` is counted at the instant the job joins.
 _ENQUEUE = _PUSH + """
--- KEYS: jobs stream, dedup key, passage key, asker's active key, asker's held list, channel load
+-- KEYS: jobs stream, dedup key, passage key, asker's active key, asker's held list, channel load, order
 -- ARGV: 1 job json, 2 dedup ttl, 3 max backlog, 4 stream ttl, 5 passage json or '', 6 payload ttl,
 --       7 group, 8 job key, 9 now (s), 10 per-asker limit, 11 per-channel limit, 12 line ttl,
 --       13 '1' if the job has an asker, 14 '1' if it has a channel
@@ -84,14 +89,14 @@ end
 local item = cjson.encode({job = ARGV[1], key = ARGV[8], load = load})
 if running or waiting > 0 then
   if not running then  -- the asker's job in the stream was lost: the oldest waiting one goes in
-    push(KEYS[1], redis.call('LPOP', held), active, held, ARGV[4], ARGV[12])
+    push(KEYS[1], KEYS[7], redis.call('LPOP', held), active, held, ARGV[4], ARGV[12])
     waiting = waiting - 1
   end
   redis.call('RPUSH', held, item)
   redis.call('EXPIRE', held, ARGV[12])
   return {'held', '', ahead + waiting + 1}
 end
-return {'queued', push(KEYS[1], item, active, held, ARGV[4], ARGV[12]), ahead}
+return {'queued', push(KEYS[1], KEYS[7], item, active, held, ARGV[4], ARGV[12]), ahead}
 """
 
 # Result (and dead letter) written, the asker's next question let into the stream, then the
@@ -100,7 +105,7 @@ return {'queued', push(KEYS[1], item, active, held, ARGV[4], ARGV[12]), ahead}
 # second result or releasing a second question. Dead letters are trimmed by age (MINID), so
 # a new failure never extends how long an old one is kept.
 _FINISH = _PUSH + """
--- KEYS: jobs stream, results stream, dead stream, done marker
+-- KEYS: jobs stream, results stream, dead stream, done marker, order
 -- ARGV: 1 group, 2 job id, 3 result json or '', 4 dead letter json or '', 5 max len, 6 stream ttl,
 --       7 marker ttl, 8 line ttl, 9 oldest dead letter id to keep
 local first = redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[7])
@@ -119,12 +124,13 @@ if first then
     local f = {}
     for i = 1, #entry[2], 2 do f[entry[2][i]] = entry[2][i + 1] end
     if f.load and f.load ~= '' then redis.call('ZREM', f.load, f.key) end
+    if f.key then redis.call('ZREM', KEYS[5], f.key) end
     if f.active and f.active ~= '' then
       local current = redis.call('GET', f.active)
       if current == ARGV[2] or not current then
         redis.call('DEL', f.active)
         local nxt = redis.call('LPOP', f.held)
-        if nxt then push(KEYS[1], nxt, f.active, f.held, ARGV[6], ARGV[8]) end
+        if nxt then push(KEYS[1], KEYS[5], nxt, f.active, f.held, ARGV[6], ARGV[8]) end
       end
     end
   end
@@ -284,7 +290,8 @@ class JobQueue:
         asker, load = _asker(reply_to.team, reply_to.user), _channel(reply_to.team, reply_to.channel)
         reply = self._enqueue(
             keys=[self.keys.jobs, self.keys.dedup(key), ref or self.keys.passage("-"),
-                  self.keys.active(asker or "-"), self.keys.held(asker or "-"), self.keys.channel_load(load or "-")],
+                  self.keys.active(asker or "-"), self.keys.held(asker or "-"), self.keys.channel_load(load or "-"),
+                  self.keys.order],
             args=[job.to_json(), Keys.DEDUP_TTL_S, self.max_backlog, Keys.STREAM_TTL_S, stored if ref else "",
                   Keys.PAYLOAD_TTL_S, WORKER_GROUP, key, time.time(), self.max_per_user, self.max_per_channel,
                   Keys.LINE_TTL_S, "1" if asker else "0", "1" if load else "0"])
@@ -295,6 +302,17 @@ class JobQueue:
         if reply[0] in ("user_limit", "channel_limit"):
             raise Limited(reply[0], int(reply[1]))
         return Enqueued(job_id=reply[1] or None, ahead=int(reply[2]), duplicate=False)
+
+    def ahead(self, keys: list[str]) -> list[int | None]:
+        """For each job key, how many unfinished jobs are before it in the stream (those being
+        computed included); None for a job not in the stream (waiting behind its asker's
+        earlier question, finished, or lost)."""
+        if not keys:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        for key in keys:
+            pipe.zrank(self.keys.order, key)
+        return [None if rank is None else int(rank) for rank in pipe.execute()]
 
     def known(self, key: str) -> bool:
         """Whether Redis still has a trace of the job enqueued under `key` (its dedup marker
@@ -396,7 +414,7 @@ class JobQueue:
         for item in finished:
             self._finish(
                 keys=[self.keys.jobs, self.keys.results, self.keys.dead,
-                      self.keys.done(item.entry_id)],
+                      self.keys.done(item.entry_id), self.keys.order],
                 args=[WORKER_GROUP, item.entry_id, item.result.to_json() if item.result else "",
                       item.dead.to_json() if item.dead else "", self.max_backlog, Keys.STREAM_TTL_S,
                       Keys.PAYLOAD_TTL_S, Keys.LINE_TTL_S, oldest_dead],

@@ -199,6 +199,9 @@ def test_other_answers_show_scores_sentences_and_user_text_as_typed() -> None:
 
 
 def test_a_placeholder_at_work_says_how_far_a_long_document_has_got() -> None:
-    assert "Reading the document: 3 of 1,200 parts" in json.dumps(blocks.working("Q?", None, 3, 1200).blocks)
-    assert "Working on it" in json.dumps(blocks.working("Q?", None).blocks)
-    assert blocks.working("Q?", "U1").text.startswith("Explaining “Q?”")
+    assert "Reading the document: 3 of 1,200 parts" in json.dumps(blocks.working("Q?", None, "reading", 3,
+                                                                                1200).blocks)
+    assert "Working on it" in json.dumps(blocks.working("Q?", None, "running").blocks)
+    assert "Queued: 4 questions ahead of yours" in json.dumps(blocks.working("Q?", None, "queued", 4).blocks)
+    assert "Queued: yours is next" in json.dumps(blocks.working("Q?", None, "queued", 0).blocks)
+    assert blocks.working("Q?", "U1", "running").text.startswith("Explaining “Q?”")

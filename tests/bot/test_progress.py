@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from explain_core.queue import Progress
+from explain_core.queue import Finished, Job, JobResult, Progress
 from tests.support.bot_harness import BotUnderTest, module_redis, settings_for, slack, unique, wait_until
 from tests.support.redis_server import RedisServer
 from tests.support.slack_fake import BOT_USER_ID, TEAM_ID, SlackFake
-from tests.support.work import answer_jobs
+from tests.support.work import answer_jobs, summary
 from tests.support.worker_process import WorkerProcess
 
 __all__ = ["module_redis", "slack"]
@@ -69,6 +69,28 @@ def test_status_edits_are_throttled_show_the_newest_and_end_with_the_answer(bot:
     assert texts[-1].startswith("Answer: ") and sum(t.startswith("Answer: ") for t in texts) == 1
     [message] = [m for m in bot.fake.messages_in(channel) if m["ts"] == ts]
     assert message["text"].startswith("Answer: ")
+
+
+def statuses(bot: BotUnderTest, channel: str) -> list[str]:
+    """The status lines of the placeholder's edits in `channel`, in order."""
+    return [c.args["blocks"][-1]["elements"][0]["text"] for c in bot.fake.calls("chat.update", channel=channel)
+            if c.args["text"].startswith("Explaining")]
+
+
+def test_a_waiting_question_shows_its_place_in_line_as_the_queue_moves(bot: BotUnderTest) -> None:
+    first, second = unique("C"), unique("C")
+    first_key, _ = ask(bot, first)
+    bot.command(f"Who designed the engine? | {PASSAGE}", channel=second, user="USECOND")
+    wait_until(lambda: any("Queued: 1 question ahead of yours" in t for t in statuses(bot, second)),
+               what="the second question's place in line")
+    [entry] = bot.queue.read_jobs("test-worker", count=1, block_ms=100)  # the first is taken ...
+    assert Job.from_json(entry.payload).key == first_key
+    bot.queue.finish([Finished(entry.entry_id, JobResult(key=first_key, reply_to=Job.from_json(
+        entry.payload).reply_to, ok=True, answers=[summary()]))])  # ... and answered
+    wait_until(lambda: any("Queued: yours is next" in t for t in statuses(bot, second)), what="next in line")
+    answer_jobs(bot.queue)
+    wait_until(lambda: updates(bot, second)[-1].startswith("Answer: "), what="the second answer")
+    assert updates(bot, first)[-1].startswith("Answer: ")
 
 
 def test_a_status_edit_in_flight_lands_before_the_answer_never_after(bot: BotUnderTest) -> None:

@@ -178,8 +178,15 @@ def test_every_token_counts_for_the_word_it_starts_in(kind: str, engine_model: C
     assert {(w.segment, w.start): round(w.weight * peak) for w in words} == expected
 
 
-@pytest.mark.slow  # tracing a gradient graph costs 1-5 s per architecture (TensorFlow converts its code)
-@pytest.mark.parametrize("kind", KINDS)
+# Tracing a gradient graph costs 2-16 s per architecture (TensorFlow converts its code), and every
+# architecture's graph is the same engine function: these are the ones whose model code takes other
+# paths in a graph (DeBERTa's relative positions, XLNet's two streams, Longformer's global attention)
+# and BERT for the common case. Funnel, the one a graph cannot take, has its own test below.
+TRACED_KINDS = ("bert", "deberta-v2", "xlnet", "longformer")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", TRACED_KINDS)
 def test_the_traced_gradient_equals_the_eager_one(kind: str, engine_model: Callable[[str], Any]) -> None:
     """A one-shot `qa-explain` runs its first calls eagerly; the worker (which traces its graphs
     before the first job) and `--jsonl` run traced graphs. The gradient is the same either way."""
@@ -194,7 +201,7 @@ def test_the_traced_gradient_equals_the_eager_one(kind: str, engine_model: Calla
     eager = ctx.targets_and_gradients(rows)
     qa.gradient_at.trace()
     traced = ctx.targets_and_gradients(rows)
-    assert qa.gradient_at.tracing_count() == (0 if kind == "funnel" else 1)  # Funnel: see the next test
+    assert qa.gradient_at.tracing_count() == 1
     for graph, want in zip(traced, eager):
         np.testing.assert_allclose(graph, want, atol=1e-4 * max(1.0, np.abs(want).max()))
 

@@ -94,6 +94,21 @@ def test_ahead_counts_jobs_not_finished(queue: JobQueue) -> None:
     assert (stats.waiting, stats.in_progress, stats.results_waiting) == (3, 1, 1)
 
 
+def test_a_jobs_place_in_line_follows_the_queue_and_fair_share(queue: JobQueue) -> None:
+    """`ahead` is what a waiting question's placeholder shows: jobs before it in the stream,
+    those being computed included; a question held behind its asker's earlier one has no place
+    until it joins the stream."""
+    first, other = replace(REPLY_TO, team="T1", user="UA"), replace(REPLY_TO, team="T1", user="UB")
+    for key, asker in (("a0", first), ("a1", first), ("b0", other)):
+        queue.enqueue(key, "q", "p", JobOptions(), asker)
+    assert queue.ahead(["a0", "a1", "b0", "unknown"]) == [0, None, 1, None]
+    taken = queue.read_jobs("w1", count=1, block_ms=10)
+    assert queue.ahead(["a0", "b0"]) == [0, 1]  # a0 is being computed: still ahead of b0
+    queue.finish([Finished(taken[0].entry_id, result_for(taken[0].entry_id, "a0"))])
+    assert queue.ahead(["a0", "a1", "b0"]) == [None, 1, 0]  # a1 joined the line behind b0
+    assert queue.redis.ttl(queue.keys.order) > 0
+
+
 def test_jobs_enqueued_before_any_worker_are_delivered_intact(queue: JobQueue) -> None:
     question, passage = "Où est-il? \ud83d", "Il est à Paris 😀 \udc00."  # lone surrogates, as JSON allows
     queue.enqueue("early", question, passage, JobOptions(method="grad_x_input"), REPLY_TO)
@@ -210,7 +225,7 @@ def test_every_key_written_has_a_ttl(queue: JobQueue) -> None:
     queue.claim_once("posted:a")
     keys = sorted(queue.redis.scan_iter(f"{queue.namespace}:*"))
     kinds = {key.split(":")[1] for key in keys}
-    assert kinds == {"jobs", "results", "dedup", "passage", "done", "once", "active", "held", "load"}
+    assert kinds == {"jobs", "order", "results", "dedup", "passage", "done", "once", "active", "held", "load"}
     assert {key: queue.redis.ttl(key) for key in keys if queue.redis.ttl(key) <= 0} == {}
     queue.finish([Finished(b.entry_id, None, DeadLetter(b.entry_id, b.payload, JobError("x", "y"), 3, 0.0))])
     (c,) = queue.read_jobs("w1", count=2, block_ms=10)  # released into the stream by b's end
