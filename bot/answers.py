@@ -4,8 +4,10 @@ A click carries only the answer's tag (`bot.replies.tag` of its job key: short, 
 ids in a button), so the delivery keeps the rest under `Keys.answer(tag)` for as long as the
 thread's document (QA_DOC_CACHE_TTL_S): the question, where the thread and its document are,
 the model, method and confidence (a vote's record), the top answers ("Other answers") and
-the models the worker compares with. Never the passage: "Explain another way" reads the
-thread's document again, with the clicker's rights (`Documents.for_thread`).
+the models the worker compares with. Not the passage: "Explain another way" reads the thread's
+document again, with the clicker's rights (`Documents.for_thread`); only the top answers'
+sentences are kept, which "Other answers" shows (to anyone for a public document, and only by
+its asker for a passage given privately).
 
 `Recent` lists a person's latest questions for their App Home, newest first.
 """

@@ -23,7 +23,7 @@ from bot.answers import AnswerRecord, Answers
 from bot.documents import Documents, duration
 from bot.intake import LISTENER_RETRY_S, Ask, Intake
 from bot.replies import Replier, SlackFailed, tag
-from explain_core.errors import InputError, Refusal, Unavailable
+from explain_core.errors import InputError, Unavailable
 from explain_core.present.summary import METHOD_LABELS, method_label
 from explain_core.queue import JobOptions, JobQueue
 from explain_core.queue.feedback import HELPFUL, VOTES, Vote, Votes
@@ -80,9 +80,13 @@ class FollowUps:
         return self._ask_once(f"compare:{record.tag}", record, clicker, JobOptions(method=record.method, compare=True),
                               "The models' answers are in this thread (or on their way).")
 
-    def others(self, answer_tag: str) -> blocks.Message | None:
-        """Post the pipeline's top answers, with their sentences, in the thread (once)."""
+    def others(self, answer_tag: str, clicker: str) -> blocks.Message | None:
+        """Post the pipeline's top answers, with their sentences, in the thread (once). Their
+        sentences are more of the passage than the answer shows, so a passage given privately
+        with `/explain` is the asker's to reveal: anyone else is told so."""
         record = self._record(answer_tag)
+        if clicker != record.asker:
+            self._documents.for_thread(record.team, record.channel, record.doc_ts, clicker)
         marker = f"others:{record.tag}"
         if not self._claim(marker, self._ttl_s):
             return blocks.notice("The other answers are in this thread already.")
@@ -93,6 +97,9 @@ class FollowUps:
         except SlackFailed as exc:
             self._release(marker)
             raise InputError("cannot_post", f"I couldn't post the other answers: {exc.reason()}.") from None
+        except BaseException:
+            self._release(marker)  # stopped or broken before posting: the next click may try again
+            raise
         return None
 
     def _record(self, answer_tag: str) -> AnswerRecord:
@@ -114,13 +121,15 @@ class FollowUps:
             return blocks.notice(already)
         try:
             # A key of its own: once the marker has expired, asking again is a new question.
-            self._intake.submit(Ask(key=f"{marker}:{uuid.uuid4().hex[:12]}", team=record.team,
+            queued = self._intake.submit(Ask(key=f"{marker}:{uuid.uuid4().hex[:12]}", team=record.team,
                                     channel=record.channel, user=clicker, question=record.question,
                                     passage=document.text, thread_ts=record.thread_ts, options=options,
                                     show_asker=True, sources=document.sources, doc_ts=record.doc_ts))
-        except Refusal:
+        except BaseException:
             self._release(marker)  # nothing was queued: the next click may try again
             raise
+        if not queued:
+            self._release(marker)  # refused in the placeholder (busy, a limit): the next click may try again
         return None
 
     def _claim(self, marker: str, ttl_s: int) -> bool:

@@ -126,9 +126,11 @@ class Intake:
         except redis.RedisError:
             return True
 
-    def submit(self, ask: Ask) -> None:
+    def submit(self, ask: Ask) -> bool:
         """Validate, admit, post the placeholder, enqueue. Raises a Refusal for the user while
-        nothing is posted; afterwards every outcome is shown in the placeholder.
+        nothing is posted; afterwards every outcome is shown in the placeholder. Returns False
+        when the job was surely not queued (the placeholder says why), True when it was or may
+        have been (a Redis error while queueing: the sweeper settles it).
 
         One person's questions go through this one at a time in a process, so that a flood
         cannot slip several questions past `admit` before the first is queued: each is refused
@@ -136,9 +138,9 @@ class Intake:
         questions racing in from another process; such a loser's placeholder shows the refusal.)"""
         validate(ask.question, ask.passage)
         with self._askers.hold(f"{ask.team}:{ask.user}"):
-            self._submit(ask)
+            return self._submit(ask)
 
-    def _submit(self, ask: Ask) -> None:
+    def _submit(self, ask: Ask) -> bool:
         try:
             self._queue.admit(ask.user, ask.channel, ask.team)
             waiting = self._queue.depth()
@@ -165,16 +167,16 @@ class Intake:
             log.warning("could not record the placeholder of %s: Redis unavailable (%s)", ask.key, exc)
             self._tracker.drop(ask.key)
             self._refuse(placeholder, Unavailable().message)
-            return
+            return False
         if owner is not None:
             log.info("job %s already has its placeholder %s; %s is a duplicate", ask.key, owner.ts, ts)
             self._tracker.drop(ask.key)
             self._refuse(placeholder, "You asked this already: the answer comes in my first reply.",
                          icon=":information_source:")
-            return
-        self._enqueue(ask, placeholder)
+            return False
+        return self._enqueue(ask, placeholder)
 
-    def _enqueue(self, ask: Ask, placeholder: Placeholder) -> None:
+    def _enqueue(self, ask: Ask, placeholder: Placeholder) -> bool:
         try:
             queued = self._queue.enqueue(ask.key, ask.question, ask.passage, ask.options, placeholder.reply_to())
         except (Busy, Limited) as exc:
@@ -186,11 +188,11 @@ class Intake:
                 self._tracker.forget(ask.key)
             else:
                 self._tracker.mark(ask.key, Local.WAITING)  # the sweeper says it, once Slack works
-            return
+            return False
         except redis.RedisError as exc:
             log.warning("enqueue of %s failed: Redis unavailable (%s); the sweeper will settle it", ask.key, exc)
             self._tracker.mark(ask.key, Local.UNCERTAIN)
-            return
+            return True
         # A duplicate here is this submit's own job: any other delivery of the same Slack request
         # lost the placeholder record above. It happens when redis-py repeats an enqueue whose
         # reply was lost, so it is the same job, with this placeholder in its reply address.
@@ -208,6 +210,7 @@ class Intake:
                                                   private_to=ask.user if ask.private else None))
             except Unavailable:  # the job is queued; only follow-up questions lose the cache
                 log.warning("could not cache the passage for the thread: Redis unavailable")
+        return True
 
     def _refuse(self, placeholder: Placeholder, message: str, icon: str = ":warning:") -> bool:
         """Turn the placeholder into a refusal; False if no way to the asker worked (the

@@ -11,9 +11,11 @@ delays an answer:
 - one placeholder is edited at most once per `PROGRESS_EDIT_INTERVAL_S`, with the newest status
   (older ones are skipped), and the process makes at most `PROGRESS_EDITS_PER_MINUTE` edits in
   all, within chat.update's rate limit; a 429 pauses every status edit for its Retry-After;
-- `StatusEdits` orders a status edit before the final message, never after it;
-- a question asked in a thread also gets Slack's assistant status ("is explaining…"),
-  cleared by the delivery with the answer.
+- a failed edit counts like a made one (no retry storm against a message Slack refuses);
+- `StatusEdits` orders a status edit before the final message, never after it: an edit whose
+  effect is unclear (a timeout) keeps its lock until it expires, as Slack may still apply it;
+- a question asked in a thread also gets Slack's assistant status ("is explaining…") with its
+  first status edit, under the same lock; the delivery and the sweeper clear it.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from explain_core.queue import Progress
 
 log = logging.getLogger(__name__)
 
-EDIT_TIMEOUT_S = 5  # a status edit that takes longer is not worth waiting for (the lock outlasts it)
+EDIT_TIMEOUT_S = 5  # per socket operation; a status edit's lock (Keys.EDIT_LOCK_MS) outlasts a slow one
 QUEUE_POLL_S = 2.0  # how often the places in line of the waiting questions are read (one pipeline)
 READ_BLOCK_MS = 250  # how long a read waits for news: also how late a due status can be
 ASSISTANT_STATUS = "is explaining…"
@@ -41,7 +43,7 @@ ASSISTANT_STATUS = "is explaining…"
 class _Status:
     progress: Progress
     since: float  # monotonic time the question was first seen running
-    shown: Progress | None = None
+    shown: Progress | None = None  # the status last tried, shown or refused
     shown_at: float = 0.0
 
 
@@ -74,11 +76,13 @@ class LiveProgress(Background):
         return self._show(now)
 
     def _note(self, event: Progress, now: float) -> None:
-        """Remember the newest status of a question this process waits on."""
+        """Remember the newest status of a question this process waits on. A worker may take a
+        job before the intake has finished queueing it, so a question still being submitted
+        counts too (its status is shown once the intake is done)."""
         status = self._statuses.get(event.key)
         if status is not None:
             status.progress = event
-        elif self._flow.tracker.waiting(event.key) is not None:
+        elif self._flow.tracker.state(event.key) in (Local.SUBMITTING, Local.WAITING):
             self._statuses[event.key] = _Status(event, now)
 
     def _places(self, now: float) -> None:
@@ -96,27 +100,32 @@ class LiveProgress(Background):
         edited = 0
         self._edits = [t for t in self._edits if now - t < 60]
         for key, status in list(self._statuses.items()):
-            placeholder = self._flow.tracker.waiting(key)
-            if placeholder is None:
+            state = self._flow.tracker.state(key)
+            if state not in (Local.SUBMITTING, Local.WAITING):
                 del self._statuses[key]  # answered or settled: nothing more to show
                 continue
+            placeholder = self._flow.tracker.waiting(key)
+            if placeholder is None:
+                continue  # the intake is still queueing it
             due = (status.progress != status.shown and now - status.since >= self._after_s
                    and now - status.shown_at >= defaults.PROGRESS_EDIT_INTERVAL_S)
             if not due or now < self._paused_until or len(self._edits) >= defaults.PROGRESS_EDITS_PER_MINUTE:
                 continue
-            if status.shown is None and placeholder.thread_ts is not None:
-                self._flow.replier.status(placeholder.channel, placeholder.thread_ts, ASSISTANT_STATUS)
-            if self._edit(placeholder, status.progress):
-                status.shown, status.shown_at = status.progress, now
-                self._edits.append(now)
-                edited += 1
+            first = status.shown is None
+            status.shown, status.shown_at = status.progress, now
+            self._edits.append(now)
+            edited += self._edit(placeholder, status.progress, first)
         return edited
 
-    def _edit(self, placeholder: Placeholder, progress: Progress) -> bool:
-        """One status edit, unless the final message is being shown. Raises RedisError."""
+    def _edit(self, placeholder: Placeholder, progress: Progress, first: bool) -> bool:
+        """One status edit (with the assistant status, `first` time in a thread), unless the final
+        message is being shown. Raises RedisError."""
         if not self._flow.edits.begin(placeholder.key):
             return False
+        unclear = False
         try:
+            if first and placeholder.thread_ts is not None:
+                self._flow.replier.status(placeholder.channel, placeholder.thread_ts, ASSISTANT_STATUS, self._client)
             message = blocks.working(placeholder.question, placeholder.asker, progress.stage, progress.done,
                                      progress.total)
             self._client.chat_update(channel=placeholder.channel, ts=placeholder.ts, **message.kwargs())
@@ -127,7 +136,11 @@ class LiveProgress(Background):
                 raise
             if failure.retry_after:
                 self._paused_until = time.monotonic() + failure.retry_after
+            # No answer at all after sending (a timeout, a reset): Slack may apply it yet, so the
+            # lock must outlive it. An error Slack answered with is over, whatever it did.
+            unclear = failure.sent and failure.status is None
             log.info("status of %s not shown: %s", placeholder.key, failure.error)
             return False
         finally:
-            self._flow.edits.end(placeholder.key)
+            if not unclear:
+                self._flow.edits.end(placeholder.key)

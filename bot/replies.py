@@ -249,12 +249,14 @@ class Replier:
                     lambda: self.client.chat_update(channel=channel, ts=ts, **message.kwargs()),
                     window_s=window_s, heartbeat=heartbeat)
 
-    def status(self, channel: str, thread_ts: str, status: str) -> bool:
+    def status(self, channel: str, thread_ts: str, status: str, client: WebClient | None = None) -> bool:
         """Slack's assistant status under a thread ("is explaining…"; "" clears it), for a
-        question asked in a thread. A nicety: one attempt, and a failure (a thread where Slack
-        shows no status, a rate limit) is logged and ignored. True if Slack took it."""
+        question asked in a thread, through `client` (default: the reply flow's). A nicety: one
+        attempt, and a failure (a thread where Slack shows no status, a rate limit) is logged
+        and ignored. True if Slack took it."""
         try:
-            self.client.assistant_threads_setStatus(channel_id=channel, thread_ts=thread_ts, status=status)
+            (client or self.client).assistant_threads_setStatus(channel_id=channel, thread_ts=thread_ts,
+                                                                status=status)
         except Exception as exc:
             failure = classify(exc)
             if failure is None:

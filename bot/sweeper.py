@@ -127,6 +127,8 @@ class Sweeper(Background):
                 self._flow.edits.wait(placeholder.key)
                 landing = self._flow.replier.settle(placeholder.reply_to(), tag(placeholder.key), message,
                                                     heartbeat=self._leases.renewer(placeholder.key))
+                if placeholder.thread_ts is not None:
+                    self._flow.replier.status(placeholder.channel, placeholder.thread_ts, "")  # no longer working
                 log.info("placeholder of %s settled as %s (%s)", placeholder.key, outcome.value, landing.how)
                 if redis_down:
                     self._flow.tracker.mark(placeholder.key, Local.SETTLED, outcome)

@@ -292,7 +292,9 @@ class StatusEdits:
     A status edit holds `Keys.edit(key)` while its chat.update is in flight and is made only
     while the question has no outcome; whoever shows the final message claims the outcome
     first, then waits for a status edit in flight to finish. So a status edit either saw the
-    claim and did nothing, or finished before the final message was sent."""
+    claim and did nothing, or finished before the final message was sent. An edit whose effect
+    is unclear (it timed out: Slack may still apply it) leaves the lock to expire
+    (`Keys.EDIT_LOCK_MS`), so the final message waits that long rather than risk being undone."""
 
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._redis = client

@@ -39,7 +39,9 @@ _PAGE = 500  # votes read per round trip by an export
 _VOTE = """
 local function forget(record)
   local ok, old = pcall(cjson.decode, record)
-  if ok and old.count_field then redis.call('HINCRBY', KEYS[3], old.count_field, -1) end
+  if ok and type(old.model) == 'string' and type(old.vote) == 'string' then
+    redis.call('HINCRBY', KEYS[3], old.model .. '\t' .. old.vote, -1)
+  end
 end
 local previous = redis.call('HGET', KEYS[1], ARGV[1])
 if previous then forget(previous) end
@@ -59,7 +61,7 @@ return previous
 @dataclass(frozen=True)
 class Vote:
     """One person's vote on one answer. `tag` names the answer (its job's tag), `key` the job;
-    `score` is the confidence the answer showed; `count_field` is what the vote is counted under."""
+    `score` is the confidence the answer showed."""
 
     tag: str
     key: str
@@ -72,7 +74,6 @@ class Vote:
     score: float
     no_answer: bool
     at: float
-    count_field: str = ""
 
     def to_json(self) -> str:
         return dumps(to_object(self))
@@ -102,9 +103,8 @@ class Votes:
         """Store `vote`, replacing the voter's earlier vote on the same answer (returned)."""
         if vote.vote not in VOTES:
             raise ValueError(f"a vote is one of {VOTES}, not {vote.vote!r}")
-        counted = Vote(**{**to_object(vote), "count_field": count_field(vote.model, vote.vote)})
         previous = self._record(keys=[self._keys.votes, self._keys.votes_at, self._keys.votes_count],
-                                args=[f"{vote.tag}\t{vote.voter}", counted.to_json(), counted.count_field,
+                                args=[f"{vote.tag}\t{vote.voter}", vote.to_json(), count_field(vote.model, vote.vote),
                                       vote.at, vote.at - Keys.FEEDBACK_RETENTION_S, _PRUNE_BATCH])
         return Vote.from_json(previous) if previous else None
 

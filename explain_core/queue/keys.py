@@ -28,7 +28,8 @@ Layout under a namespace `ns` (QA_NAMESPACE, default "qa"):
     ns:delivering:<key>          the bot: a short lease held while a result is being delivered, so a
                                  consumer that reclaims it meanwhile leaves it to the one still working
     ns:doc:<team>:<channel>:<ts> the bot: a thread's document, for follow-up questions (QA_DOC_CACHE_TTL_S)
-    ns:answer:<tag>              the bot: what an answer's buttons need (question, models, top answers; no passage),
+    ns:answer:<tag>              the bot: what an answer's buttons need (question, model, the top answers and their
+                                 sentences; not the passage),
                                  by the job's tag (QA_DOC_CACHE_TTL_S, like the document its buttons reread)
     ns:recent:<team>:<user>      the bot: list of a person's latest questions, for their App Home
     ns:edit:<key>                the bot: held while a progress edit of a placeholder is in flight, so the final
@@ -75,7 +76,7 @@ class Keys:
     DEAD_RETENTION_S: ClassVar[int] = 7 * 86_400  # each dead letter (no passage text) for a week
     FEEDBACK_RETENTION_S: ClassVar[int] = 90 * 86_400  # votes (no passage text): a quarter to review them
     PROGRESS_MAX: ClassVar[int] = 10_000  # progress events kept (approximate trim: they are only hints)
-    EDIT_LOCK_MS: ClassVar[int] = 10_000  # longer than a progress edit's HTTP timeout
+    EDIT_LOCK_MS: ClassVar[int] = 15_000  # longer than a status edit's timeouts (5 s per socket operation)
     RECENT_KEPT: ClassVar[int] = 10  # questions listed on a person's App Home
 
     @property

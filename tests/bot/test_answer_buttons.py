@@ -314,9 +314,13 @@ def test_stale_private_and_forged_clicks_are_told_privately(bot: BotUnderTest,
         seen += 1
         return next_ephemeral(bot, channel, seen - 1)
 
-    # Another person may not explain someone's private /explain passage again.
+    # Another person may not explain someone's private /explain passage again, nor show more of it.
     click(bot, answered, blocks.ACTION_ANOTHER_WAY, f"smoothgrad {answered.tag}", user=OTHER_USER)
     assert "given to me privately with `/explain`" in told(OTHER_USER)
+    click(bot, answered, blocks.ACTION_OTHER_ANSWERS, answered.tag, user=OTHER_USER)
+    bot.fake.wait_for(lambda: len(ephemerals(bot, channel, OTHER_USER)) == 2, 15, "the second refusal")
+    assert "given to me privately with `/explain`" in ephemerals(bot, channel, OTHER_USER)[1]["text"]
+    assert not [m for m in bot.fake.messages_in(channel) if m.get("thread_ts") == answered.ts]
 
     # The thread's document expired: the passage is gone (and the click can be tried again: nothing claimed).
     document = bot.queue.keys.document(TEAM_ID, channel, answered.ts)
@@ -353,7 +357,7 @@ def test_stale_private_and_forged_clicks_are_told_privately(bot: BotUnderTest,
     quiet()
     assert bot.jobs() == [] and thread_posts(bot, answered) == []
     assert [v for v in Votes(bot.queue.redis, bot.queue.keys).all() if v.tag == answered.tag] == []
-    assert len(ephemerals(bot, channel)) == seen and len(ephemerals(bot, channel, OTHER_USER)) == 1
+    assert len(ephemerals(bot, channel)) == seen and len(ephemerals(bot, channel, OTHER_USER)) == 2
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR], caplog.text
 
 

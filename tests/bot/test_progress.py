@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from explain_core.queue import Finished, Job, JobResult, Progress
+from bot.progress import EDIT_TIMEOUT_S
+from explain_core.queue import Finished, Job, JobResult, Keys, Progress
 from tests.support.bot_harness import BotUnderTest, module_redis, settings_for, slack, unique, wait_until
 from tests.support.redis_server import RedisServer
 from tests.support.slack_fake import BOT_USER_ID, TEAM_ID, SlackFake
@@ -104,6 +105,38 @@ def test_a_status_edit_in_flight_lands_before_the_answer_never_after(bot: BotUnd
     assert updates(bot, channel)[-1].startswith("Answer: ")
     [message] = [m for m in bot.fake.messages_in(channel) if m["ts"] == ts]
     assert message["text"].startswith("Answer: "), "the slow status edit overwrote the answer"
+
+
+def test_a_refused_status_edit_is_not_retried_in_a_storm(bot: BotUnderTest) -> None:
+    channel = unique("C")
+    key, _ts = ask(bot, channel)
+    bot.fake.fail_for("chat.update", 500, 3.0, channel=channel)  # Slack refuses every edit for 3 s
+    started = time.monotonic()
+    for done in range(1, 16):
+        bot.queue.publish_progress([Progress(key, "reading", done, 15)])
+        time.sleep(0.2)
+    elapsed = time.monotonic() - started
+    assert len(bot.fake.calls("chat.update", channel=channel)) <= int(elapsed) + 1  # one try a second at most
+    answer_jobs(bot.queue)
+    wait_until(lambda: updates(bot, channel)[-1].startswith("Answer: "), what="the answer")
+
+
+def test_an_unclear_status_edit_keeps_the_answer_waiting_until_its_lock_expires(
+        bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A status edit that timed out may still be applied by Slack afterwards: the answer must
+    wait for its lock to expire rather than be overwritten by it."""
+    monkeypatch.setattr(Keys, "EDIT_LOCK_MS", 8000)
+    channel = unique("C")
+    key, ts = ask(bot, channel)
+    bot.fake.delay_next("chat.update", EDIT_TIMEOUT_S + 1.5, channel=channel)  # applied after the bot gave up
+    bot.queue.publish_progress([Progress(key, "running")])
+    wait_until(lambda: bot.queue.redis.exists(bot.queue.keys.edit(key)), what="a status edit in flight")
+    answer_jobs(bot.queue)
+    # The fake records a call once it has applied it: wait for both, the late status edit and the answer.
+    wait_until(lambda: len(updates(bot, channel)) == 2, timeout=30, what="the status edit and the answer")
+    assert updates(bot, channel)[-1].startswith("Answer: ")
+    [message] = [m for m in bot.fake.messages_in(channel) if m["ts"] == ts]
+    assert message["text"].startswith("Answer: "), "the late status edit overwrote the answer"
 
 
 def test_an_answer_within_the_grace_gets_no_status_edit(slack: SlackFake, module_redis: RedisServer) -> None:

@@ -77,7 +77,7 @@ def run_another_way(body: dict[str, Any], action: dict[str, Any], context: BoltC
 
 
 def run_other_answers(body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
-    _run(body, action, context, lambda svc, click: svc.followups.others(click.value))
+    _run(body, action, context, lambda svc, click: svc.followups.others(click.value, click.user))
 
 
 def run_compare(body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
