@@ -13,13 +13,12 @@ its asker for a passage given privately).
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 
 import redis
 
-from explain_core.codec import dumps, from_object, to_object
+from explain_core.codec import dumps, loads, to_object
 from explain_core.errors import SchemaError
 from explain_core.present.summary import Alternative
 from explain_core.queue import JobResult, Keys
@@ -77,8 +76,8 @@ class Answers:
         if data is None:
             return None
         try:
-            return from_object(AnswerRecord, json.loads(data), "answer record")
-        except (ValueError, SchemaError) as exc:
+            return loads(AnswerRecord, data, "answer record")
+        except SchemaError as exc:
             log.error("answer record %s is unreadable: %s", tag, exc)
             return None
 
@@ -115,7 +114,7 @@ class Recent:
         out = []
         for item in self._redis.lrange(self._keys.recent(team, user), 0, Keys.RECENT_KEPT - 1):
             try:
-                out.append(from_object(Asked, json.loads(item), "recent question"))
-            except (ValueError, SchemaError):
+                out.append(loads(Asked, item, "recent question"))
+            except SchemaError:
                 continue
         return out

@@ -20,7 +20,6 @@ after a crash recognises its own claim and finishes its path.
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -31,7 +30,7 @@ from typing import cast
 
 import redis
 
-from explain_core.codec import dumps, from_object, to_object
+from explain_core.codec import dumps, loads, to_object
 from explain_core.errors import SchemaError
 from explain_core.queue import Keys, ReplyTo
 
@@ -86,10 +85,7 @@ class Placeholder:
 
     @classmethod
     def from_json(cls, text: str) -> Placeholder:
-        try:
-            return from_object(cls, json.loads(text), "placeholder record")
-        except ValueError as exc:  # json.JSONDecodeError is a ValueError; SchemaError too
-            raise SchemaError(f"placeholder record is unreadable: {exc}") from None
+        return loads(cls, text, "placeholder record")
 
 
 @dataclass

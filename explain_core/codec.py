@@ -48,6 +48,15 @@ def from_object(cls: type[T], data: Any, what: str) -> T:
         raise SchemaError(f"{what} is malformed: {exc}") from None
 
 
+def loads(cls: type[T], text: str | bytes, what: str) -> T:
+    """`cls` from JSON text; a `SchemaError` naming `what` for text that is not JSON or does not fit."""
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise SchemaError(f"{what} is not JSON: {exc}") from None
+    return from_object(cls, data, what)
+
+
 def to_object(value: Any) -> Any:
     """A dataclass as a JSON-ready dict: nested dataclasses and named tuples become objects,
     other tuples lists; bytes stay bytes until `dumps`."""

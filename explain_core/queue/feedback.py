@@ -12,7 +12,6 @@ so the counts always equal the votes kept. `qa-feedback` writes them out as JSON
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -22,8 +21,7 @@ from typing import TextIO
 import redis
 
 from explain_core import settings
-from explain_core.codec import dumps, from_object, to_object
-from explain_core.errors import SchemaError
+from explain_core.codec import dumps, loads, to_object
 from explain_core.queue.keys import Keys
 from explain_core.queue.protocol import JobQueue
 from explain_core.settings import read_or_exit
@@ -80,10 +78,7 @@ class Vote:
 
     @classmethod
     def from_json(cls, text: str) -> Vote:
-        try:
-            return from_object(cls, json.loads(text), "vote")
-        except ValueError as exc:
-            raise SchemaError(f"vote is unreadable: {exc}") from None
+        return loads(cls, text, "vote")
 
 
 def count_field(model: str, vote: str) -> str:
