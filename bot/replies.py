@@ -249,11 +249,11 @@ class Replier:
                     lambda: self.client.chat_update(channel=channel, ts=ts, **message.kwargs()),
                     window_s=window_s, heartbeat=heartbeat)
 
-    def status(self, channel: str, thread_ts: str, status: str, client: WebClient | None = None) -> bool:
+    def status(self, channel: str, thread_ts: str, status: str, client: WebClient | None = None) -> None:
         """Slack's assistant status under a thread ("is explaining…"; "" clears it), for a
         question asked in a thread, through `client` (default: the reply flow's). A nicety: one
         attempt, and a failure (a thread where Slack shows no status, a rate limit) is logged
-        and ignored. True if Slack took it."""
+        and ignored."""
         try:
             (client or self.client).assistant_threads_setStatus(channel_id=channel, thread_ts=thread_ts,
                                                                 status=status)
@@ -262,8 +262,6 @@ class Replier:
             if failure is None:
                 raise
             log.debug("assistant status in %s/%s not set: %s", channel, thread_ts, failure.error)
-            return False
-        return True
 
     def tell(self, channel: str, user: str | None, thread_ts: str | None, message: blocks.Message,
              response_url: str | None = None, *, window_s: float | None = None,

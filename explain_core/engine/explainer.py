@@ -11,7 +11,7 @@ import numpy as np
 
 from explain_core import defaults
 from explain_core.engine.faithfulness import measure as measure_faithfulness
-from explain_core.engine.locate import Located, Progress, locate_all
+from explain_core.engine.locate import Located, WindowsRead, locate_all
 from explain_core.engine.model import QAModel, load_model
 from explain_core.engine.saliency import get_method
 from explain_core.engine.windows import Windows, make_windows
@@ -77,7 +77,7 @@ def _explain_one(qa: QAModel, question: str, passage: str, located: Located, met
 
 def explain_batch(items: list[tuple[str, str]], *, model: str | QAModel | None = None, method: str = defaults.METHOD,
                   settings: DecodeSettings | None = None, faithfulness: bool = False,
-                  progress: Progress | None = None) -> list[Explanation | InputError]:
+                  progress: WindowsRead | None = None) -> list[Explanation | InputError]:
     """Answer and explain several questions with shared forward passes (the worker's path).
 
     A bad item yields its `InputError` in place, so one user's mistake never fails the batch.

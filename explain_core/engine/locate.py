@@ -26,7 +26,7 @@ from explain_core.settings import DecodeSettings, token_budget
 
 # Called as windows are read: (question's index, its windows read, its windows in all), so a
 # front end can show how far a long document has got.
-Progress = Callable[[int, int, int], None]
+WindowsRead = Callable[[int, int, int], None]
 
 
 @dataclass
@@ -76,7 +76,7 @@ class Located:
 
 
 def answer_passes(qa: QAModel, all_windows: list[Windows], settings: DecodeSettings,
-                  budget: int | None = None, progress: Progress | None = None) -> list[AnswerPass]:
+                  budget: int | None = None, progress: WindowsRead | None = None) -> list[AnswerPass]:
     """Run the model over the windows of several questions: single-window questions
     through the fused answer+gradient graph, the rest through the forward graph, each in
     batches of at most `budget` tokens (rows x padded length; default `default_budget()`), so
@@ -161,7 +161,7 @@ def _stack(parts: list[Windows]) -> Windows:
 
 
 def locate_all(qa: QAModel, all_windows: list[Windows], passages: list[str],
-               settings: DecodeSettings, progress: Progress | None = None) -> list[Located]:
+               settings: DecodeSettings, progress: WindowsRead | None = None) -> list[Located]:
     """Answer passes for several questions, then the pipeline's decoding of each."""
     located = []
     for answer_pass, passage in zip(answer_passes(qa, all_windows, settings, progress=progress), passages):

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 Outcome = Explanation | InputError | Exception
 # (job, windows read, windows in all): how far a long passage has got
-Progress = Callable[["Ready", int, int], None]
+JobProgress = Callable[["Ready", int, int], None]
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class Answerer:
 
         return WorkerInfo(model=self.model, models=list(self.compare_models) or [self.model], methods=sorted(METHODS))
 
-    def answer(self, ready: Sequence[Ready], progress: Progress | None = None) -> list[JobResult | Exception]:
+    def answer(self, ready: Sequence[Ready], progress: JobProgress | None = None) -> list[JobResult | Exception]:
         """A result per job, or the exception that the model raised on it (to retry);
         `progress` hears how far each long passage has been read."""
         slots: list[list[str]] = [self._models(item.job) for item in ready]
