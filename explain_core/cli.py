@@ -7,6 +7,8 @@ out, with the model loaded once. Input the user got wrong exits 2 with a one-lin
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import itertools
 import json
 import logging
@@ -197,6 +199,11 @@ def run(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Text
 
 
 def main(argv: list[str] | None = None) -> None:
+    # When the process exits, Python collects garbage over every object still alive, and TensorFlow
+    # and the model leave millions: 0.7 s after the answer is out, a sixth of a one-question run.
+    # Frozen objects are left out of those collections. Nothing of ours needs one to release
+    # anything (files are closed where they are used; atexit callbacks still run).
+    atexit.register(gc.freeze)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # keep loading chatter off the user's screen
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

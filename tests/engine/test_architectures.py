@@ -86,6 +86,9 @@ def test_answers_equal_the_pipeline(kind: str, checkpoint: Callable[[str], Path]
     path, qa = checkpoint(kind), engine_model(kind)
     reference = TFAutoModelForQuestionAnswering.from_pretrained(path)
     assert reference.config.model_type == qa.model.config.model_type
+    # The engine loads without random initial values (`_load_weights`): the same weights all the same.
+    assert all(np.array_equal(ours, theirs)
+               for ours, theirs in zip(qa.model.get_weights(), reference.get_weights(), strict=True))
     # dtype=None: without it the TF pipeline reaches for torch (../shared/models/README.md).
     pipe = pipeline("question-answering", model=reference, tokenizer=AutoTokenizer.from_pretrained(path),
                     framework="tf", dtype=None)
