@@ -374,8 +374,8 @@ def _load_weights(source: str, config: PretrainedConfig, **hub: Any) -> tf.keras
 def _nan_initial_values(next_creator: Any, **kwargs: Any) -> tf.Variable:
     """A variable creator (`tf.variable_creator_scope`) giving floating-point weights NaN as initial value."""
     shape, dtype = kwargs.get("shape"), kwargs.get("dtype")
-    if callable(kwargs.get("initial_value")) and shape is not None and dtype is not None \
-            and tf.as_dtype(dtype).is_floating:
+    if callable(kwargs.get("initial_value")) and shape is not None and tf.TensorShape(shape).is_fully_defined() \
+            and dtype is not None and tf.as_dtype(dtype).is_floating:
         nan = tf.constant(float("nan"), tf.as_dtype(dtype))
         kwargs["initial_value"] = lambda: tf.fill(shape, nan)
     return next_creator(**kwargs)
