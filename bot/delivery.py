@@ -128,8 +128,9 @@ class Delivery(Background):
         if self._flow.tracker.state(key) is Local.SETTLED:
             log.info("result %s dropped: its asker was already told %s", key, self._flow.tracker.reason(key))
             return None
-        claimed = self._redis_retry(lambda: self._flow.outcomes.claim(key, Outcome.ANSWER))
-        if claimed is not Outcome.ANSWER:
+        delivered = Outcome.ANSWER if result.ok else Outcome.FAILED
+        claimed = self._redis_retry(lambda: self._flow.outcomes.claim(key, delivered))
+        if claimed is not delivered:
             log.info("result %s dropped: the question's outcome is already %r", key, claimed)
             return None
         heartbeat = self._leases.renewer(key)

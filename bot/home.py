@@ -28,6 +28,7 @@ PERMALINK_BUDGET_S = 5.0  # the lookups of one view together; later links are le
 
 STATUS = {
     Outcome.ANSWER: "answered",
+    Outcome.FAILED: "not answered: the reply says why",
     Outcome.REFUSED: "not taken: the queue was full or a limit was reached",
     Outcome.LOST: "lost by the queue: please ask again",
     Outcome.UNQUEUED: "not queued, the service had a problem: please ask again",

@@ -90,7 +90,7 @@ class Sweeper(Background):
             if self._is_busy(placeholder.key):
                 continue
             state = states.get(placeholder.key)
-            if outcome is Outcome.ANSWER:
+            if outcome in (Outcome.ANSWER, Outcome.FAILED):
                 continue  # the delivery has it, and untracks it when done
             if outcome is None:
                 outcome = self._verdict(placeholder, state, now)

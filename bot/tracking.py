@@ -13,10 +13,11 @@ first-delivery guard) sees another placeholder's ts and knows it is the duplicat
 repeat of our own write (redis-py retries a command that timed out) sees its own ts.
 
 `Outcomes` is the one claim per job key (SET NX) that decides which final message the asker
-sees: the answer (delivery) or what went wrong (the intake's refusal, the sweeper's "lost" or
-"timed out"). Whoever loses the claim shows nothing, so a late answer never follows a failure
-message. Claims carry the name of the outcome, not of a process, so a delivery redelivered
-after a crash recognises its own claim and finishes its path.
+sees: the delivered result (the answer, or the worker's message saying why it could not
+answer) or what went wrong (the intake's refusal, the sweeper's "lost" or "timed out").
+Whoever loses the claim shows nothing, so a late answer never follows a failure message.
+Claims carry the name of the outcome, not of a process, so a delivery redelivered after a
+crash recognises its own claim and finishes its path.
 """
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ SNAPSHOT_MAX = 5000  # tracked placeholders read per sweep (the per-user and per
 class Outcome(StrEnum):
     """The final outcome of a question, as recorded in `Keys.outcome`."""
 
-    ANSWER = "answer"  # the delivery took it: the answer (or the worker's error) replaces the placeholder
+    ANSWER = "answer"  # the delivery took it: the answer replaces the placeholder
+    FAILED = "failed"  # the delivery took it: the worker's message saying why it could not answer does
     REFUSED = "refused"  # the queue refused the job after the placeholder was posted (busy, limits)
     LOST = "lost"  # Redis has no trace of a job that was queued (it lost its data)
     UNQUEUED = "unqueued"  # queueing failed on a Redis error and Redis does not know the job

@@ -23,8 +23,8 @@ Layout under a namespace `ns` (QA_NAMESPACE, default "qa"):
                                  written once before the job is queued, so it also names the job's owner
     ns:replies                   the bot: sorted set of job keys whose placeholder awaits its final
                                  state, scored by deadline (the sweeper's work list)
-    ns:outcome:<key>             the bot: who gave the question its one final outcome (answer, refused,
-                                 lost, timeout, ...); SET NX, so a late answer never follows a failure
+    ns:outcome:<key>             the bot: who gave the question its one final outcome (answer, failed,
+                                 refused, lost, timeout, ...); SET NX, so a late answer never follows a failure
     ns:delivering:<key>          the bot: a short lease held while a result is being delivered, so a
                                  consumer that reclaims it meanwhile leaves it to the one still working
     ns:doc:<team>:<channel>:<ts> the bot: a thread's document, for follow-up questions (QA_DOC_CACHE_TTL_S)

@@ -19,6 +19,7 @@ import pytest
 
 from bot.answers import Recent
 from explain_core.present.summary import METHOD_LABELS, model_label
+from explain_core.queue import JobResult
 from tests.support.bot_harness import (
     BotUnderTest,
     app_home_opened_event,
@@ -30,6 +31,7 @@ from tests.support.bot_harness import (
 )
 from tests.support.redis_server import RedisServer
 from tests.support.slack_fake import BOT_TOKEN, BOT_USER_ID, TEAM_ID, SlackFake
+from tests.support.work import answer_jobs
 from tests.support.worker_process import WorkerProcess
 
 __all__ = ["module_redis", "slack"]
@@ -147,6 +149,21 @@ def test_home_shows_the_ways_to_ask_idle_service_waiting_questions_and_literal_t
     assert "bold" not in mrkdwn and "@here" not in mrkdwn and "@channel" not in mrkdwn
     assert "<!" not in mrkdwn.replace("<!date^", "")
     assert "Who built it?" not in shown  # the other person's question
+
+
+def test_a_question_the_worker_could_not_answer_is_listed_as_not_answered(idle_bot: BotUnderTest) -> None:
+    idle_bot.start_delivery()
+    user, channel = unique("U"), unique("C")
+    idle_bot.command(f"Who built it? | {PASSAGE}", channel=channel, user=user)
+    asked(idle_bot, user, 1)
+    answer_jobs(idle_bot.queue, lambda job: JobResult.failure("1-0", job.key, job.reply_to, "model_failed",
+                                                              "the model failed on this input"))
+    idle_bot.fake.wait_for(lambda: idle_bot.fake.calls("chat.update", channel=channel), what="the failure")
+
+    view = open_home(idle_bot, user)
+    assert not [t for t in texts(view, "mrkdwn") if t.startswith("answered")]
+    [status] = [t for t in texts(view, "mrkdwn") if t.startswith("not answered: the reply says why ·")]
+    assert f"<{permalink(channel, placeholder_ts(idle_bot, channel))}|open the reply>" in status
 
 
 def test_redis_down_still_publishes_the_home_saying_so(slack: SlackFake, caplog: pytest.LogCaptureFixture) -> None:
