@@ -82,7 +82,8 @@ class Vote:
 
 
 def count_field(model: str, vote: str) -> str:
-    """Where a vote is counted: its model and its value, tab-separated (model names have no tabs)."""
+    """Where a vote is counted: its model and its value, tab-separated (model names have no tabs).
+    `_VOTE` builds the same field in Lua for the vote it replaces: change both together."""
     return f"{model}\t{vote}"
 
 
