@@ -7,7 +7,12 @@ are all counted; the time until each prints its answer is shown beside it:
   ours          `qa-explain --question Q --passage-file P --model M`
   ours --png    the same, writing the picture
   pipeline      a script that loads the same model into the transformers question-answering
-                pipeline (framework "tf") and answers the same question, nothing else
+                pipeline (framework "tf") and answers the same question, nothing else, with
+                TensorFlow's own choice of kernels, as a user's script would run
+  pipeline, oneDNN on
+                the same script with TF_ENABLE_ONEDNN_OPTS=1, the engine's default (TensorFlow
+                turns oneDNN on by itself only on CPUs with AVX-512 VNNI, BF16 or AMX); shown
+                when TF_ENABLE_ONEDNN_OPTS is not set for the whole run
 
 Then the worker: `qa-worker` against a private redis-server, from start to "ready" (it traces
 its graphs and answers a warm-up question before taking jobs), and the latency of its first
@@ -28,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.bench_engine import SHARED_MODEL
+from bench import SHARED_MODEL
 from tests.support import ROOT
 
 QUESTION = "Who built the Bell Rock Lighthouse?"
@@ -72,6 +77,8 @@ def one_question(model: str, repeats: int) -> None:
                            "--model", model, "--png", str(Path(tmp) / "x.png")],
             "pipeline": [sys.executable, "-c", PIPELINE, model, QUESTION, str(PASSAGE)],
         }
+        if "TF_ENABLE_ONEDNN_OPTS" not in ENV:
+            commands["pipeline, oneDNN on"] = ["env", "TF_ENABLE_ONEDNN_OPTS=1", *commands["pipeline"]]
         times: dict[str, list[float]] = {name: [] for name in commands}
         until_answer: dict[str, list[float]] = {name: [] for name in commands}
         answers: dict[str, str] = {}
@@ -134,7 +141,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--model", default=str(SHARED_MODEL))
     args = parser.parse_args()
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
+          f"TF_ENABLE_ONEDNN_OPTS {ENV.get('TF_ENABLE_ONEDNN_OPTS', 'not set')}")
     one_question(args.model, args.repeats)
     worker_start(args.model)
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")

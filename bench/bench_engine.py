@@ -39,17 +39,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+# The engine first: it imports TensorFlow with its settings (TF_ENABLE_ONEDNN_OPTS), which the pipeline shares.
+from explain_core import explain, load_model  # noqa: E402, I001
 import tensorflow as tf  # noqa: E402
 from transformers import logging as hf_logging  # noqa: E402
 from transformers import pipeline  # noqa: E402
 
-from explain_core import explain, load_model  # noqa: E402
 from explain_core.engine.model import QAModel  # noqa: E402
 from explain_core.engine.windows import make_windows  # noqa: E402
 from explain_core.settings import DecodeSettings  # noqa: E402
+from bench import SHARED_MODEL  # noqa: E402
 from tests.support import ROOT  # noqa: E402
-
-SHARED_MODEL = ROOT.parent / "shared" / "models" / "minilm-l6-squad2-tiny"
 QUESTION = "Who built the Bell Rock Lighthouse, and when was its light first lit?"
 WINDOW_TOKENS = 384
 BASE_VOCAB = 30522
@@ -179,7 +179,8 @@ def main() -> None:
     parser.add_argument("--model", action="append", help="a QA checkpoint folder or hub name (repeatable)")
     args = parser.parse_args()
     hf_logging.set_verbosity_error()
-    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
+          f"TF_ENABLE_ONEDNN_OPTS={os.environ['TF_ENABLE_ONEDNN_OPTS']}")
     with tempfile.TemporaryDirectory() as tmp:
         if args.model:
             models = [(m, m) for m in args.model]

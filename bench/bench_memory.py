@@ -26,7 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.bench_engine import SHARED_MODEL, build_distilbert_base
+from bench import SHARED_MODEL
+from bench.bench_engine import build_distilbert_base
 from tests.support import ROOT
 
 QUESTION = "Who built the Bell Rock Lighthouse?"

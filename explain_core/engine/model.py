@@ -30,6 +30,10 @@ import numpy as np
 # start-up lines (oneDNN notice, CUDA probing) say nothing a user can act on.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # transformers' TF classes need tf-keras
+# TensorFlow turns its oneDNN kernels on by itself only on CPUs with AVX-512 VNNI, BF16 or AMX;
+# elsewhere (an AVX2 server) it falls back to Eigen, where an answer with its explanation takes
+# 1.45x as long (DistilBERT size, docs/benchmarks.md). Set to 0 to keep TensorFlow's choice.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 # A line of TensorFlow's C++ logging: absl's ("I0000 00:00:1796185396.247754  7951 port.cc:153] ...": seconds
 # since the epoch before absl is initialised) or TSL's ("2025-09-17 14:44:05.157831: I .../cudart_stub.cc:32] ...").
