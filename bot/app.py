@@ -21,13 +21,13 @@ from typing import Any
 from slack_bolt import App, BoltContext
 from slack_sdk.errors import SlackApiError
 
-from bot.delivery import Delivery
 from bot.http import EVENTS_PATH, SlackFront, serve
 from bot.listeners import register_listeners
-from bot.progress import LiveProgress
+from bot.outcome.delivery import Delivery
+from bot.outcome.progress import LiveProgress
+from bot.outcome.sweeper import Sweeper
 from bot.services import CONTEXT_KEY, Services, web_client
 from bot.settings import SETUP_SECTION, BotSettings
-from bot.sweeper import Sweeper
 from explain_core.queue import JobQueue
 from explain_core.settings import read_or_exit
 

@@ -20,15 +20,15 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
-from bot.answers import Answers, Recent
-from bot.documents import Documents
-from bot.files import FileReader
-from bot.followups import FollowUps
-from bot.home import Home
-from bot.intake import Intake
-from bot.replies import Lanes, Replier
+from bot.intake.documents import Documents
+from bot.intake.files import FileReader
+from bot.intake.submit import Intake
+from bot.outcome.replies import Lanes, Replier
+from bot.outcome.tracking import Outcomes, StatusEdits, Tracker
 from bot.settings import BotSettings
-from bot.tracking import Outcomes, StatusEdits, Tracker
+from bot.ui.answers import Answers, Recent
+from bot.ui.followups import FollowUps
+from bot.ui.home import Home
 from explain_core.queue import JobQueue
 from explain_core.queue.feedback import Votes
 
@@ -39,7 +39,7 @@ REPLY_TIMEOUT_S = 30  # a slow Slack that still answers is waited for, rather th
 def web_client(settings: BotSettings, *, retries: bool = True, timeout: int = 15) -> WebClient:
     """The Web API client: base URL from SLACK_API_URL. With `retries`, slack_sdk's own retry
     handlers for connection errors, rate limits (429, honouring Retry-After) and 5xx, for the
-    idempotent reads of listeners; the reply flow has its own, longer policy (`bot.replies`)."""
+    idempotent reads of listeners; the reply flow has its own, longer policy (`bot.outcome.replies`)."""
     handlers = [
         ConnectionErrorRetryHandler(max_retry_count=2),
         RateLimitErrorRetryHandler(max_retry_count=3),
@@ -51,7 +51,7 @@ def web_client(settings: BotSettings, *, retries: bool = True, timeout: int = 15
 @dataclass(frozen=True)
 class ReplyFlow:
     """What posts, tracks and settles replies; one per process, shared by the intake, the
-    result consumer (`bot.delivery`) and the sweeper (`bot.sweeper`). `close()` stops their
+    result consumer (`bot.outcome.delivery`) and the sweeper (`bot.outcome.sweeper`). `close()` stops their
     retries and lanes."""
 
     queue: JobQueue

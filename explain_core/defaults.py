@@ -40,7 +40,7 @@ PORT = 3000  # PORT: HTTP mode, path /slack/events
 SLACK_API_URL = "https://slack.com/api/"  # SLACK_API_URL: tests point it at a local fake
 MAX_FILE_BYTES = 10 * 1024 * 1024  # QA_MAX_FILE_BYTES: checked before downloading a byte
 MAX_PDF_PAGES = 50  # QA_MAX_PDF_PAGES
-# A PDF is read in a child process with these limits (bot/extract.py); a file that needs more is refused.
+# A PDF is read in a child process with these limits (bot/intake/extract.py); a file that needs more is refused.
 PDF_CPU_S = 5  # QA_PDF_CPU_S: CPU seconds to read one PDF (an honest 50-page report needs under 1)
 PDF_MEMORY_MB = 512  # QA_PDF_MEMORY_MB: address space of the reading process (Python and pypdf take ~55)
 PDF_TIMEOUT_S = 10.0  # QA_PDF_TIMEOUT_S: wall-clock time to read one PDF, and to wait for a free reader

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from bot import blocks
+from bot.ui import blocks
 from explain_core.errors import Refusal
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ import pytest
 import requests
 from slack_sdk.signature import SignatureVerifier
 
-from bot import blocks
+from bot.ui import blocks
 from tests.support.bot_harness import (
     SIGNING_SECRET,
     BotUnderTest,

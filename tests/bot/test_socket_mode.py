@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from bot import blocks
+from bot.ui import blocks
 from explain_core.queue import JobQueue
 from explain_core.queue.feedback import HELPFUL, Votes
 from tests.support.bot_harness import (

@@ -32,12 +32,12 @@ import requests
 from slack_sdk.signature import SignatureVerifier
 
 from bot.app import build_app
-from bot.delivery import Delivery
 from bot.http import SlackFront, server_config
-from bot.progress import LiveProgress
+from bot.outcome.delivery import Delivery
+from bot.outcome.progress import LiveProgress
+from bot.outcome.sweeper import Sweeper
 from bot.services import Services
 from bot.settings import BotSettings
-from bot.sweeper import Sweeper
 from explain_core.queue import Job, JobQueue
 from tests.support import ROOT
 from tests.support.redis_server import RedisServer, free_port

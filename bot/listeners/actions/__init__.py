@@ -1,7 +1,7 @@
 from slack_bolt import App
 
-from bot import blocks
 from bot.listeners.guard import acknowledge
+from bot.ui import blocks
 
 from .answer_buttons import run_another_way, run_compare, run_feedback, run_other_answers
 

@@ -1,7 +1,7 @@
 """The buttons under an answer: feedback, "Explain another way", "Other answers", "Compare models".
 
 The ack is the whole synchronous part (Slack wants it within 3 s); the work runs lazily in
-`bot.followups.FollowUps`, and whatever the clicker should know (thanks, "already in the
+`bot.ui.followups.FollowUps`, and whatever the clicker should know (thanks, "already in the
 thread", "this answer has expired", a refusal) comes back as an ephemeral message in the
 answer's thread. A value that is not what the bot put on its buttons is told as such.
 """
@@ -13,9 +13,9 @@ from typing import Any
 
 from slack_bolt import BoltContext
 
-from bot import blocks
 from bot.listeners.guard import guarded
 from bot.services import Services, services
+from bot.ui import blocks
 from explain_core.errors import InputError
 
 

@@ -12,11 +12,11 @@ from typing import Any
 from slack_bolt import Ack, BoltContext, Respond
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks
-from bot.intake import Ask
+from bot.intake.parsing import USAGE, parse_command
+from bot.intake.submit import Ask
 from bot.listeners.guard import guarded
-from bot.parsing import USAGE, parse_command
 from bot.services import services
+from bot.ui import blocks
 from explain_core.errors import InputError
 
 log = logging.getLogger(__name__)

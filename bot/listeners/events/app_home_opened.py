@@ -1,4 +1,4 @@
-"""A person opened the bot's App Home: publish their Home tab (bot/home.py).
+"""A person opened the bot's App Home: publish their Home tab (bot/ui/home.py).
 
 Acked at once like every event; the view is built afterwards, as a lazy listener, since it reads
 Redis and asks Slack for links. Slack sends the event for the Messages tab too: only the Home

@@ -5,7 +5,7 @@ from typing import Any
 
 from slack_bolt import BoltContext
 
-from bot.parsing import without_mention
+from bot.intake.parsing import without_mention
 from bot.services import services
 
 from .questions import answer_message

@@ -2,7 +2,7 @@
 the reply goes. Shared by both event listeners so they behave the same way.
 
 - In a thread: the question is about the thread's document (its first message and files, or
-  the passage given with `/explain`, which only its asker may question; see bot/documents.py).
+  the passage given with `/explain`, which only its asker may question; see bot/intake/documents.py).
 - At the top level: `question | passage`, or a question with attached files (the files are
   the passage), or files alone (read now, so problems show at once; ask in their thread).
 """
@@ -11,11 +11,11 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from bot import blocks
-from bot.intake import Ask
+from bot.intake.parsing import HELP_WORDS, parse_options, slack_to_plain, split_question
+from bot.intake.submit import Ask
 from bot.listeners.guard import guarded
-from bot.parsing import HELP_WORDS, parse_options, slack_to_plain, split_question
 from bot.services import Services
+from bot.ui import blocks
 
 HOW_TO = {
     "mention": "Mention me with a question in the thread of a document (pasted text, or a .txt, .md or .pdf "

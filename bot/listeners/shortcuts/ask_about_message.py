@@ -2,7 +2,7 @@
 files) is the passage.
 
 The form's submission does not carry the message, so it is stashed with the document
-service (`bot.documents.Documents.stash`) and the form carries only where it came from.
+service (`bot.intake.documents.Documents.stash`) and the form carries only where it came from.
 Files are read at submission time, where errors reach the user as ephemeral messages.
 """
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 from slack_bolt import Ack, BoltContext
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks
-from bot.files import file_kind
+from bot.intake.files import file_kind
 from bot.services import services
+from bot.ui import blocks
 
 log = logging.getLogger(__name__)
 

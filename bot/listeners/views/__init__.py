@@ -1,6 +1,6 @@
 from slack_bolt import App
 
-from bot.blocks import MODAL_CALLBACK_ID
+from bot.ui.blocks import MODAL_CALLBACK_ID
 
 from .explain_modal import ack_submission, run_submission
 

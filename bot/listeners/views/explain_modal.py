@@ -11,10 +11,10 @@ from typing import Any
 
 from slack_bolt import Ack, BoltContext
 
-from bot import blocks
-from bot.intake import Ask
+from bot.intake.submit import Ask
 from bot.listeners.guard import guarded
 from bot.services import services
+from bot.ui import blocks
 from explain_core.queue import JobOptions
 from explain_core.validation import problems, question_problem
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.answers import Asked
+from bot.ui.answers import Asked
 from explain_core.present.summary import METHOD_LABELS, Alternative, AnswerSummary, method_label, model_label
 from explain_core.queue import JobError, QueueStats, WorkerInfo
 from explain_core.queue.feedback import HELPFUL, NOT_HELPFUL
@@ -267,7 +267,7 @@ def answer(question: str, asker: str | None, summaries: list[AnswerSummary], *,
 
 @dataclass(frozen=True)
 class Actions:
-    """An answer's buttons: `tag` names the answer (`bot.answers`), `method` is the one shown
+    """An answer's buttons: `tag` names the answer (`bot.ui.answers`), `method` is the one shown
     (not offered again), `compare` offers a comparison (the worker has several models)."""
 
     tag: str

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bot.answers import Recent
+from bot.ui.answers import Recent
 from explain_core.present.summary import METHOD_LABELS, model_label
 from explain_core.queue import JobResult
 from tests.support.bot_harness import (

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.delivery import Delivery
-from bot.tracking import Outcome
+from bot.outcome.delivery import Delivery
+from bot.outcome.tracking import Outcome
 from explain_core.present.summary import RejectedSpan
 from explain_core.queue import RESULTS_GROUP, JobQueue, JobResult, ResultImage
 from tests.support.bot_harness import BotUnderTest, module_redis, settings_for, slack, unique, wait_until

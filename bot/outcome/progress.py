@@ -23,11 +23,11 @@ import logging
 import time
 from dataclasses import dataclass
 
-from bot import blocks
-from bot.background import Background
-from bot.replies import classify
+from bot.outcome.background import Background
+from bot.outcome.replies import classify
+from bot.outcome.tracking import Local, Placeholder
 from bot.services import ReplyFlow, web_client
-from bot.tracking import Local, Placeholder
+from bot.ui import blocks
 from explain_core import defaults
 from explain_core.queue import Progress
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from bot.tracking import Local, Outcome
+from bot.outcome.tracking import Local, Outcome
 from tests.support.bot_harness import BotUnderTest, module_redis, settings_for, slack, unique, wait_until
 from tests.support.redis_server import RedisServer
 from tests.support.slack_fake import SlackFake

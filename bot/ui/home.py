@@ -17,9 +17,9 @@ import redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot import blocks
-from bot.answers import Asked, Recent
-from bot.tracking import Outcome, Outcomes
+from bot.outcome.tracking import Outcome, Outcomes
+from bot.ui import blocks
+from bot.ui.answers import Asked, Recent
 from explain_core.queue import JobQueue, Keys, QueueStats, WorkerInfo
 
 log = logging.getLogger(__name__)

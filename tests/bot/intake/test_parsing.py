@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.parsing import slack_to_plain, without_mention
+from bot.intake.parsing import slack_to_plain, without_mention
 
 
 @pytest.mark.parametrize("slack_text, plain", [

@@ -1,7 +1,7 @@
 """What an answer's buttons do, after the click is acknowledged.
 
 Every click names its answer by tag and finds the rest in the answer's record
-(`bot.answers`); once that has expired, or the thread's document is gone, the clicker is told
+(`bot.ui.answers`); once that has expired, or the thread's document is gone, the clicker is told
 so, privately. Each click does its work once, however often it arrives (a double click, two
 people, Slack repeating it): a vote replaces the voter's earlier one, and "Explain another
 way" (per method), "Compare models" and "Other answers" claim a marker first, so a second
@@ -18,11 +18,11 @@ import uuid
 
 import redis
 
-from bot import blocks
-from bot.answers import AnswerRecord, Answers
-from bot.documents import Documents, duration
-from bot.intake import LISTENER_RETRY_S, Ask, Intake
-from bot.replies import Replier, SlackFailed, tag
+from bot.intake.documents import Documents, duration
+from bot.intake.submit import LISTENER_RETRY_S, Ask, Intake
+from bot.outcome.replies import Replier, SlackFailed, tag
+from bot.ui import blocks
+from bot.ui.answers import AnswerRecord, Answers
 from explain_core.errors import InputError, Unavailable
 from explain_core.present.summary import METHOD_LABELS, method_label
 from explain_core.queue import JobOptions, JobQueue

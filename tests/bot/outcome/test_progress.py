@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.progress import EDIT_TIMEOUT_S
+from bot.outcome.progress import EDIT_TIMEOUT_S
 from explain_core.queue import Finished, Job, JobResult, Keys, Progress
 from tests.support.bot_harness import BotUnderTest, module_redis, settings_for, slack, unique, wait_until
 from tests.support.redis_server import RedisServer

@@ -9,7 +9,7 @@ can be far longer than a view's private_metadata (3,000 characters).
 
 What is kept, and for whom:
 - Only a passage that meets the passage rules (`explain_core.validation`) is cached; files
-  are read only up to the passage limit (`bot.files`), so nothing longer is ever stored.
+  are read only up to the passage limit (`bot.intake.files`), so nothing longer is ever stored.
 - A document is public (a message and its files: everyone in the conversation can read
   them) or private to the person who typed it where only they saw it (the `/explain`
   command and its form). A private document answers follow-up questions from that
@@ -34,8 +34,8 @@ import redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.files import SEPARATOR, SUPPORTED_HELP, FileReader, NamedText
-from bot.parsing import slack_to_plain
+from bot.intake.files import SEPARATOR, SUPPORTED_HELP, FileReader, NamedText
+from bot.intake.parsing import slack_to_plain
 from explain_core.codec import dumps, from_object, to_object
 from explain_core.errors import InputError, Unavailable
 from explain_core.queue import Keys

@@ -1,5 +1,5 @@
 """Bounded cost for every file: PDF bombs, long text and encrypted PDFs, read by real child
-processes (`bot.extract`) and, end to end, by the bot driven with signed requests.
+processes (`bot.intake.extract`) and, end to end, by the bot driven with signed requests.
 
 The bombs are built here, small on disk: one compressed content stream that expands to
 millions of characters, pages sharing one such stream, and a form drawn thousands of times.
@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import pytest
 from pypdf import PdfReader, PdfWriter
 
-from bot.extract import PdfLimits, read_pdf
-from bot.files import FileReader
+from bot.intake.extract import PdfLimits, read_pdf
+from bot.intake.files import FileReader
 from bot.services import web_client
 from explain_core.errors import InputError
 from tests.support.bot_harness import (

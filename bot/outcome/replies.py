@@ -32,7 +32,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.webhook import WebhookClient
 
-from bot import blocks
+from bot.ui import blocks
 from explain_core.queue import ReplyTo
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """The sweeper: every placeholder reaches a final state within a bound, whatever Redis does.
 
 A thread of the bot process that looks, every `sweep_interval_s`, at the placeholders still
-waiting (`bot.tracking.Tracker`: those in Redis, and those this process remembers) and
+waiting (`bot.outcome.tracking.Tracker`: those in Redis, and those this process remembers) and
 settles the ones nobody else will:
 
 - overdue: no answer `reply_deadline_s` (QA_REPLY_DEADLINE_S, 10 minutes) after the
@@ -11,7 +11,7 @@ settles the ones nobody else will:
 - unqueued: queueing failed on a Redis error and Redis then confirms the job is not there;
 - a claim taken but its message not shown (the process died in between) -> shown again.
 
-Each decision takes the question's outcome claim first (`bot.tracking.Outcomes`), so the
+Each decision takes the question's outcome claim first (`bot.outcome.tracking.Outcomes`), so the
 sweeper and the delivery never both speak: a result that arrives after "no answer in time"
 is dropped, and a placeholder answered meanwhile is left alone. When Redis itself cannot be
 reached at the deadline, the asker is told anyway (from this process's memory) and the
@@ -28,11 +28,11 @@ import time
 
 import redis
 
-from bot import blocks
-from bot.background import Background
-from bot.replies import Stopped, tag
+from bot.outcome.background import Background
+from bot.outcome.replies import Stopped, tag
+from bot.outcome.tracking import Leases, Local, Outcome, Placeholder
 from bot.services import ReplyFlow
-from bot.tracking import Leases, Local, Outcome, Placeholder
+from bot.ui import blocks
 from explain_core.queue import consumer_name
 
 log = logging.getLogger(__name__)

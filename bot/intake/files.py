@@ -3,7 +3,7 @@
 Files are untrusted input from anyone in the channel: the bot downloads them only from
 Slack's own file host (its token must never reach anyone else), refuses oversized files
 before downloading a byte, and stops slow downloads at a deadline. PDFs are read by
-`bot.extract` in a child process with limits on CPU time, memory and wall-clock time, a few
+`bot.intake.extract` in a child process with limits on CPU time, memory and wall-clock time, a few
 at a time. Text is read only up to what is left of the passage limit, so no more than a
 passage's worth of text is ever held, let alone cached or queued. Every failure becomes an
 `InputError` whose message tells the user what to do instead.
@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.extract import Extracted, PdfLimits, read_pdf
+from bot.intake.extract import Extracted, PdfLimits, read_pdf
 from bot.settings import BotSettings
 from explain_core.errors import InputError
 from explain_core.settings import max_passage_chars

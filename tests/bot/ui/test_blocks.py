@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from bot import blocks
-from bot.blocks import mrkdwn, shorten_mrkdwn
+from bot.ui import blocks
+from bot.ui.blocks import mrkdwn, shorten_mrkdwn
 from explain_core.present.summary import Alternative, AnswerSummary, RejectedSpan, TopWord
 
 

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 from prometheus_client import generate_latest
 
-from bot import blocks
-from bot.replies import tag
+from bot.outcome.replies import tag
+from bot.ui import blocks
 from explain_core.present.summary import METHOD_LABELS
 from explain_core.queue.feedback import HELPFUL, NOT_HELPFUL, Votes
 from explain_core.worker.metrics import WorkerMetrics

@@ -10,7 +10,7 @@ The order is what keeps the reply flow free of races:
 
 1. `JobQueue.admit` (the asker's and the channel's limits) before anything is posted, so
    a flood posts no placeholders; refusals here are ephemeral.
-2. The placeholder is posted; from then on it is tracked (`bot.tracking.Tracker`) until it
+2. The placeholder is posted; from then on it is tracked (`bot.outcome.tracking.Tracker`) until it
    shows the question's one final outcome.
 3. The job is queued with the placeholder's ts in its reply address, so the delivery
    always edits that message and never has to wait for it or post a second one.
@@ -32,11 +32,11 @@ from dataclasses import dataclass, field
 
 import redis
 
-from bot import blocks
-from bot.answers import Asked, Recent
-from bot.documents import Document, Documents
-from bot.replies import Replier, SlackFailed, tag
-from bot.tracking import Leases, Local, Outcome, Outcomes, Placeholder, Tracker
+from bot.intake.documents import Document, Documents
+from bot.outcome.replies import Replier, SlackFailed, tag
+from bot.outcome.tracking import Leases, Local, Outcome, Outcomes, Placeholder, Tracker
+from bot.ui import blocks
+from bot.ui.answers import Asked, Recent
 from explain_core.errors import Busy, InputError, Limited, Refusal, Unavailable
 from explain_core.queue import JobOptions, JobQueue, Keys, consumer_name
 from explain_core.validation import validate
@@ -57,7 +57,7 @@ class Ask:
     the reply goes; None posts the placeholder as a new message whose thread then holds
     the picture. `remember` caches the passage as that thread's document, so follow-up
     mentions in the thread can ask about the same passage; a `private` one answers only its
-    asker's follow-ups (bot.documents). `response_url` (slash command,
+    asker's follow-ups (bot.intake.documents). `response_url` (slash command,
     message shortcut) reaches the asker where the bot cannot post. `doc_ts` is the message whose
     document the passage is, when that is not the reply's thread (a shortcut on a reply).
     """

@@ -3,7 +3,7 @@
 Results arrive at least once (a bot that dies before acking gets its results re-delivered
 to another consumer by the queue's XAUTOCLAIM). Each result:
 
-1. takes the question's outcome claim (`bot.tracking.Outcomes`) as the answer; if the
+1. takes the question's outcome claim (`bot.outcome.tracking.Outcomes`) as the answer; if the
    sweeper or a refusal already took it, the result is dropped (logged), so an answer never
    follows "timed out" or "lost". A redelivered result finds its own claim and goes on;
 2. replaces the placeholder (its ts travels in the job's reply address) with chat.update,
@@ -29,12 +29,12 @@ from typing import TypeVar
 
 import redis
 
-from bot import blocks
-from bot.answers import AnswerRecord
-from bot.background import MAX_BACKOFF_S, Background
-from bot.replies import Landing, SlackFailed, Stopped, tag
+from bot.outcome.background import MAX_BACKOFF_S, Background
+from bot.outcome.replies import Landing, SlackFailed, Stopped, tag
+from bot.outcome.tracking import Leases, Local, Outcome
 from bot.services import ReplyFlow
-from bot.tracking import Leases, Local, Outcome
+from bot.ui import blocks
+from bot.ui.answers import AnswerRecord
 from explain_core.queue import RESULTS_GROUP, JobError, JobResult, ResultEntry, consumer_name
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ from dataclasses import replace
 import pytest
 import redis
 
-from bot.documents import Document, Documents
-from bot.files import FileReader, file_kind
+from bot.intake.documents import Document, Documents
+from bot.intake.files import FileReader, file_kind
 from bot.services import web_client
 from bot.settings import BotSettings
 from explain_core.errors import InputError

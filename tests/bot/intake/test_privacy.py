@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.documents import Document
+from bot.intake.documents import Document
 from tests.support.bot_harness import BotUnderTest, module_redis, settings_for, slack, unique, wait_until
 from tests.support.redis_server import RedisServer
 from tests.support.slack_fake import BOT_ID, BOT_USER_ID, TEAM_ID, SlackFake

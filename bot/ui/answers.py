@@ -1,6 +1,6 @@
 """What an answer's buttons need after the answer is posted, and a person's recent questions.
 
-A click carries only the answer's tag (`bot.replies.tag` of its job key: short, and no Slack
+A click carries only the answer's tag (`bot.outcome.replies.tag` of its job key: short, and no Slack
 ids in a button), so the delivery keeps the rest under `Keys.answer(tag)` for as long as the
 thread's document (QA_DOC_CACHE_TTL_S): the question, where the thread and its document are,
 the model, method and confidence (a vote's record), the top answers ("Other answers") and
