@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -42,13 +42,29 @@ def namespace() -> str:
     return f"test-{uuid.uuid4().hex[:8]}"
 
 
+def _built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], Path]) -> Path:
+    """The folder `build` fills, built once for the whole run: under xdist every test process
+    asks for it, so the first builds it under a file lock in the folder they share (the parent of
+    their own temporary folders) and the others reuse it, once it is complete."""
+    from filelock import FileLock
+
+    own = tmp_path_factory.getbasetemp()
+    shared = own.parent if os.environ.get("PYTEST_XDIST_WORKER") else own
+    folder, done = shared / name, shared / f"{name}.done"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not done.exists():
+            build(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random BERT QA checkpoint folder (uncased WordPiece), built once per session."""
+    """A tiny random BERT QA checkpoint folder (uncased WordPiece), built once per run."""
     # Imported here so that test modules which never ask for a model (the bot's) never load TensorFlow.
     from tests.support.tiny_models import build_tiny_model
 
-    return build_tiny_model("bert", tmp_path_factory.mktemp("tiny-bert"))
+    return _built_once(tmp_path_factory, "tiny-bert", lambda folder: build_tiny_model("bert", folder))
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +74,7 @@ def tiny_model_dirs(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
 
     dirs = {"bert": tiny_model_dir}
     for kind in ("distilbert", "roberta"):
-        dirs[kind] = build_tiny_model(kind, tmp_path_factory.mktemp(f"tiny-{kind}"))
+        dirs[kind] = _built_once(tmp_path_factory, f"tiny-{kind}", lambda folder, k=kind: build_tiny_model(k, folder))
     return dirs
 
 
@@ -69,3 +85,4 @@ def twin_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactor
     twin = tmp_path_factory.mktemp("models") / "tiny-twin"
     twin.symlink_to(tiny_model_dir, target_is_directory=True)
     return twin
+

@@ -37,6 +37,9 @@ from tests.support.bot_harness import (
 from tests.support.redis_server import RedisServer
 from tests.support.slack_fake import BOT_TOKEN, SlackFake
 
+# xdist: the whole module runs in one test process, so the qa-bot process starts once.
+pytestmark = pytest.mark.xdist_group("bot.test_http_server")
+
 __all__ = ["module_redis", "slack"]
 
 SLOW_CLIENTS = 80  # half trickle their headers, half their body; the issue asks for at least 64

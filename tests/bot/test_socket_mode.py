@@ -50,7 +50,8 @@ from tests.support.worker_process import WorkerProcess
 
 __all__ = ["module_redis", "slack"]
 
-pytestmark = pytest.mark.slow
+# xdist: the whole module runs in one test process, so the worker and the qa-bot process start once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("bot.test_socket_mode")]
 
 QA_BOT = Path(sys.executable).with_name("qa-bot")  # the console script the package installs
 NAMESPACE = "socket"
@@ -115,7 +116,7 @@ def worker(module_redis: RedisServer, tiny_model_dir: Path, twin_model_dir: Path
 def qa_bot(slack: SlackFake, socket_mode: SocketModeFake, module_redis: RedisServer, worker: WorkerProcess,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[BotProcess]:
     """`qa-bot` connected to the fake (its first Socket Mode connection is open)."""
-    assert QA_BOT.exists(), f"{QA_BOT} is missing: install the package (pip install -e '.[dev]')"
+    assert QA_BOT.exists(), f"{QA_BOT} is missing: install the package (make install)"
     log_path = tmp_path_factory.mktemp("qa-bot") / "qa-bot.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen([str(QA_BOT)], cwd=ROOT, env=bot_env(slack, module_redis.url, APP_TOKEN),

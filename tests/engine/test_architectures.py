@@ -30,6 +30,12 @@ EXPLAINED = _POOL[5]  # "How \ncondor \nA \nMüller 17 some ?": newlines and an 
 _WORD = re.compile(r"\S+")
 
 
+def by_kind(kinds: tuple[str, ...]) -> list[Any]:
+    """`kinds` as parameters that keep each architecture's tests in one test process under xdist,
+    so its checkpoint is built and loaded once (`checkpoint`, `engine_model` are per process)."""
+    return [pytest.param(kind, marks=pytest.mark.xdist_group(f"arch-{kind}")) for kind in kinds]
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     """The tiny checkpoint folder of an architecture, built on first use and kept for the module."""
@@ -74,7 +80,7 @@ def test_every_tf_question_answering_architecture_is_answered_or_refused() -> No
     assert answered | set(UNSUPPORTED_ARCHITECTURES) == set(TF_MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", by_kind(KINDS))
 def test_answers_equal_the_pipeline(kind: str, checkpoint: Callable[[str], Path],
                                     engine_model: Callable[[str], Any]) -> None:
     from transformers import AutoTokenizer, TFAutoModelForQuestionAnswering, pipeline
@@ -111,7 +117,7 @@ def test_answers_equal_the_pipeline(kind: str, checkpoint: Callable[[str], Path]
     assert start.numpy().std() > 1.0
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", by_kind(KINDS))
 def test_the_gradient_is_taken_through_the_model_that_answers(kind: str, engine_model: Callable[[str], Any]) -> None:
     """Gradients are taken at the word embeddings (`inputs_embeds`), answers come from the token
     ids: both must be the same function. Funnel skips its embedding layer norm for
@@ -131,7 +137,7 @@ def test_the_gradient_is_taken_through_the_model_that_answers(kind: str, engine_
     assert target[0] == pytest.approx(start[0, ctx.target_start] + end[0, ctx.target_end], abs=1e-5)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", by_kind(KINDS))
 def test_every_method_explains_every_word(kind: str, engine_model: Callable[[str], Any]) -> None:
     from explain_core import explain
     from explain_core.engine.saliency import METHODS
@@ -151,7 +157,7 @@ def test_every_method_explains_every_word(kind: str, engine_model: Callable[[str
             assert all(any(s <= ts and te <= e for ts, te in tokens) for s, e in words), (method, segment)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", by_kind(KINDS))
 def test_every_token_counts_for_the_word_it_starts_in(kind: str, engine_model: Callable[[str], Any]) -> None:
     """SentencePiece ("▁word") and GPT-2-style ("Ġword") pieces have offsets that begin on the
     space before their word; such a token counts for that word, not for none of them."""
@@ -189,7 +195,7 @@ TRACED_KINDS = ("bert", "deberta-v2", "xlnet", "longformer")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", TRACED_KINDS)
+@pytest.mark.parametrize("kind", by_kind(TRACED_KINDS))
 def test_the_traced_gradient_equals_the_eager_one(kind: str, engine_model: Callable[[str], Any]) -> None:
     """A one-shot `qa-explain` runs its first calls eagerly; the worker (which traces its graphs
     before the first job) and `--jsonl` run traced graphs. The gradient is the same either way."""
@@ -210,6 +216,7 @@ def test_the_traced_gradient_equals_the_eager_one(kind: str, engine_model: Calla
 
 
 @pytest.mark.slow  # three traces and two explanations: about 10 s
+@pytest.mark.xdist_group("arch-funnel")
 def test_funnel_gradients_run_eagerly_where_no_graph_can_take_them(
         engine_model: Callable[[str], Any], caplog: pytest.LogCaptureFixture) -> None:
     """Funnel's TF code branches in Python on the sequence length; in a graph of unknown length
@@ -289,6 +296,7 @@ def test_the_worker_answers_each_job_with_the_refusal(refused_checkpoint: tuple[
     assert all(reason in r.error.message for r in results)
 
 
+@pytest.mark.xdist_group("arch-roformer")
 def test_a_tokenizer_library_that_is_missing_is_one_line(checkpoint: Callable[[str], Path], tmp_path: Path) -> None:
     """RoFormer's own tokenizer segments Chinese with rjieba; without it, transformers raises
     ImportError while loading the tokenizer: one line, not a traceback."""

@@ -15,7 +15,8 @@ import pytest
 
 from tests.support.qa_pairs import generate_pairs
 
-pytestmark = pytest.mark.slow
+# xdist: the whole module runs in one test process, so the pipelines are built once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("engine.test_pipeline_parity")]
 
 KINDS = ("bert", "distilbert", "roberta")
 N_PAIRS = 200

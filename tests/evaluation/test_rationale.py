@@ -14,6 +14,9 @@ from explain_core.evaluation.rationale.sanity import HELD_OUT_SEED, TOP, CueResu
 from explain_core.evaluation.rationale.task import COLORS, generate, vocabulary
 from explain_core.evaluation.rationale.train import DEFAULT_OUT, SPECIAL
 
+# xdist: the whole module runs in one test process, so the cue-recovery run is done once.
+pytestmark = pytest.mark.xdist_group("evaluation.test_rationale")
+
 QUESTIONS = 80
 
 

@@ -15,6 +15,9 @@ from explain_core.evaluation.rationale.sanity import HELD_OUT_SEED, randomizatio
 from explain_core.evaluation.rationale.task import generate
 from explain_core.evaluation.rationale.train import DEFAULT_OUT
 
+# xdist: the whole module runs in one test process, so the randomization run is done once.
+pytestmark = pytest.mark.xdist_group("evaluation.test_sanity_randomization")
+
 QUESTIONS = 20
 
 

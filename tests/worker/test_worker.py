@@ -31,6 +31,9 @@ from tests.support import ROOT
 from tests.support.redis_server import RedisServer, free_port
 from tests.support.worker_process import WorkerProcess
 
+# xdist: the whole module runs in one test process, so the worker fleets start once.
+pytestmark = pytest.mark.xdist_group("worker.test_worker")
+
 RESULT_TIMEOUT_S = 180
 # Long enough that the test sees the job in progress and acts; shorter than the visibility
 # timeout of the pausing workers, so a paused job is never mistaken for a dead worker's.

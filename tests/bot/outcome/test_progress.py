@@ -21,6 +21,9 @@ from tests.support.slack_fake import BOT_USER_ID, TEAM_ID, SlackFake
 from tests.support.work import answer_jobs, summary
 from tests.support.worker_process import WorkerProcess
 
+# xdist: the whole module runs in one test process, so the worker and the bot start once.
+pytestmark = pytest.mark.xdist_group("bot.outcome.test_progress")
+
 __all__ = ["module_redis", "slack"]
 
 NAMESPACE = "progress"

@@ -44,7 +44,8 @@ from tests.support.worker_process import WorkerProcess
 
 __all__ = ["module_redis", "slack"]
 
-pytestmark = pytest.mark.slow
+# xdist: the whole module runs in one test process, so the worker and the bot start once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("bot.ui.test_answer_buttons")]
 
 PASSAGE = ("Ada Lovelace lived in London. In 1843 she published the first algorithm intended "
            "for a machine, the Analytical Engine designed by Charles Babbage.")

@@ -36,7 +36,8 @@ from tests.support.worker_process import WorkerProcess
 
 __all__ = ["module_redis", "slack"]
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("worker")]
+# xdist: the whole module runs in one test process, so the worker and the bot start once.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("worker"), pytest.mark.xdist_group("bot.ui.test_app_home")]
 
 PASSAGE = "The Bell Rock Lighthouse was built by Robert Stevenson between 1807 and 1810."
 NAMESPACE = "home"
