@@ -82,7 +82,8 @@ def bot_env(slack: SlackFake, redis_url: str, app_token: str) -> dict[str, str]:
     env = {name: value for name, value in os.environ.items()
            if not name.startswith(("SLACK_", "BOT_MODE")) and not name.lower().endswith("_proxy")}
     env.update({"BOT_MODE": "socket", "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": app_token,
-                "SLACK_API_URL": slack.api_url, "REDIS_URL": redis_url, "QA_NAMESPACE": NAMESPACE})
+                "SLACK_API_URL": slack.api_url, "REDIS_URL": redis_url, "QA_NAMESPACE": NAMESPACE,
+                "QA_BOT_METRICS_PORT": "0"})  # no shared default port when tests run at once
     return env
 
 
