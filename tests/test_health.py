@@ -22,7 +22,7 @@ from tests.support import ROOT
 from tests.support.bot_harness import ENTRY, wait_until
 from tests.support.redis_server import RedisServer, free_port
 from tests.support.slack_fake import BOT_TOKEN, SlackFake
-from tests.support.socket_mode_fake import APP_TOKEN, SocketModeFake
+from tests.support.socket_mode_fake import APP_TOKEN, attached
 from tests.support.worker_process import READY_TIMEOUT_S, WorkerProcess
 
 pytestmark = pytest.mark.slow
@@ -50,13 +50,10 @@ def readiness(port: int) -> tuple[int, dict[str, str]]:
 @pytest.fixture()
 def slack() -> Iterator[SlackFake]:
     fake = SlackFake().start()
-    socket_mode = SocketModeFake().start()
-    fake.socket_mode = socket_mode
     try:
-        yield fake
+        with attached(fake):
+            yield fake
     finally:
-        fake.socket_mode = None
-        socket_mode.close()
         fake.close()
 
 

@@ -45,7 +45,7 @@ from tests.support.bot_harness import (
 )
 from tests.support.redis_server import RedisServer
 from tests.support.slack_fake import BOT_TOKEN, BOT_USER_ID, SlackFake
-from tests.support.socket_mode_fake import APP_TOKEN, Ack, SocketModeFake
+from tests.support.socket_mode_fake import APP_TOKEN, Ack, SocketModeFake, attached
 from tests.support.worker_process import WorkerProcess
 
 __all__ = ["module_redis", "slack"]
@@ -89,13 +89,8 @@ def bot_env(slack: SlackFake, redis_url: str, app_token: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def socket_mode(slack: SlackFake) -> Iterator[SocketModeFake]:
-    server = SocketModeFake().start()
-    slack.socket_mode = server
-    try:
+    with attached(slack) as server:
         yield server
-    finally:
-        slack.socket_mode = None
-        server.close()
 
 
 @pytest.fixture(scope="module")
