@@ -9,31 +9,38 @@ that posts answers, once per serving process.
 Listeners are lazy: Bolt runs their short `ack` part before answering Slack and the rest
 afterwards on a thread pool, so the acknowledgement never waits for Redis, Slack or a busy
 pool, and Slack always hears back within its 3 seconds.
+
+`main` also serves /metrics, /healthz and /readyz on `QA_BOT_METRICS_PORT` (`serve_ops`), once
+for all the serving processes, and sets up the log format (`QA_LOG_FORMAT`) of every process.
 """
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import redis
 from slack_bolt import App, BoltContext
 from slack_sdk.errors import SlackApiError
 
 from bot.http import EVENTS_PATH, SlackFront, serve
 from bot.listeners import register_listeners
+from bot.metrics import process_metrics, serving_registry, shared_between
 from bot.outcome.delivery import Delivery
 from bot.outcome.progress import LiveProgress
 from bot.outcome.sweeper import Sweeper
 from bot.services import CONTEXT_KEY, Services, web_client
 from bot.settings import SETUP_SECTION, BotSettings
+from explain_core.ops import Check, OpsServer, configure_logging, log_format, redis_check
 from explain_core.queue import JobQueue
 from explain_core.settings import read_or_exit
 
 log = logging.getLogger("bot")
 
 LISTENER_THREADS = 16
+SCRAPE_TIMEOUT_S = 5  # a scrape reads a few Redis counts; a Redis that hangs must not hang the scraper
 
 
 def build_app(settings: BotSettings, services: Services) -> App:
@@ -75,7 +82,7 @@ def start(settings: BotSettings) -> App:
     """
     queue = JobQueue.from_url(settings.redis_url, namespace=settings.namespace,
                               max_per_user=settings.max_per_user, max_per_channel=settings.max_per_channel)
-    services = Services.create(settings, queue)
+    services = Services.create(settings, queue, process_metrics())
     Delivery(services.flow).start()
     Sweeper(services.flow).start()
     LiveProgress(services.flow).start()
@@ -94,7 +101,29 @@ def http_app_from_env() -> SlackFront:
 
 
 def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(read_or_exit("qa-bot", log_format))
+
+
+def serve_ops(settings: BotSettings, checks: Mapping[str, Check] | None = None) -> OpsServer | None:
+    """/metrics, /healthz and /readyz on `QA_BOT_METRICS_PORT` (0: none), from this process, for
+    every serving process (`bot.metrics.serving_registry`). Ready: Redis answers, and `checks`
+    (Socket Mode: the connection is open). Slack's tokens are not asked again at each probe:
+    `main` checked them before anything started, and the bot does not start without them.
+
+    A port that is taken is logged and the bot serves without it: answering people matters more
+    than being watched, and the missing port shows in the operator's scrape."""
+    if not settings.metrics_port:
+        return None
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_connect_timeout=SCRAPE_TIMEOUT_S,
+                                  socket_timeout=SCRAPE_TIMEOUT_S)
+    ops = OpsServer(serving_registry(JobQueue(client, settings.namespace)),
+                    {"redis": redis_check(settings.redis_url), **(checks or {})})
+    try:
+        return ops.serve(settings.metrics_port, settings.metrics_host)
+    except OSError as exc:
+        log.error("no /metrics, /healthz or /readyz: cannot listen on %s port %d (%s); see QA_BOT_METRICS_PORT",
+                  settings.metrics_host, settings.metrics_port, exc.strerror or exc)
+        return None
 
 
 def check_slack(settings: BotSettings) -> str | None:
@@ -130,12 +159,16 @@ def main() -> int:
     if settings.mode == "http":
         log.info("starting in HTTP mode on %s port %d (path %s), %d process(es)", settings.bind_host,
                  settings.port, EVENTS_PATH, settings.web_concurrency)
-        serve(settings)
+        with shared_between(settings.web_concurrency):  # before Hypercorn starts its processes
+            serve_ops(settings)
+            serve(settings)
         return 0
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     log.info("starting in Socket Mode")
-    SocketModeHandler(start(settings), settings.app_token).start()
+    handler = SocketModeHandler(start(settings), settings.app_token)
+    serve_ops(settings, {"socket_mode": lambda: None if handler.client.is_connected() else "not connected to Slack"})
+    handler.start()
     return 0
 
 

@@ -23,6 +23,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from bot.intake.documents import Documents
 from bot.intake.files import FileReader
 from bot.intake.submit import Intake
+from bot.metrics import BotMetrics
 from bot.outcome.replies import Lanes, Replier
 from bot.outcome.tracking import Outcomes, StatusEdits, Tracker
 from bot.settings import BotSettings
@@ -63,17 +64,18 @@ class ReplyFlow:
     stopping: threading.Event
     edits: StatusEdits
     answers: Answers
+    metrics: BotMetrics
 
     @classmethod
-    def create(cls, settings: BotSettings, queue: JobQueue) -> ReplyFlow:
+    def create(cls, settings: BotSettings, queue: JobQueue, metrics: BotMetrics) -> ReplyFlow:
         stopping = threading.Event()
         client = web_client(settings, retries=False, timeout=REPLY_TIMEOUT_S)
         return cls(queue=queue, settings=settings,
-                   replier=Replier(client, settings.api_url, settings.slack_retry_s, stopping),
-                   tracker=Tracker(queue.redis, queue.keys), outcomes=Outcomes(queue.redis, queue.keys),
+                   replier=Replier(client, settings.api_url, settings.slack_retry_s, stopping, metrics),
+                   tracker=Tracker(queue.redis, queue.keys), outcomes=Outcomes(queue.redis, queue.keys, metrics),
                    lanes=Lanes(settings.delivery_threads), stopping=stopping,
                    edits=StatusEdits(queue.redis, queue.keys),
-                   answers=Answers(queue.redis, queue.keys, settings.doc_cache_ttl_s))
+                   answers=Answers(queue.redis, queue.keys, settings.doc_cache_ttl_s), metrics=metrics)
 
     def close(self) -> None:
         self.stopping.set()
@@ -95,12 +97,14 @@ class Services:
     home: Home
 
     @classmethod
-    def create(cls, settings: BotSettings, queue: JobQueue) -> Services:
+    def create(cls, settings: BotSettings, queue: JobQueue, metrics: BotMetrics | None = None) -> Services:
+        """`metrics`: the process's (`bot.metrics.process_metrics`, what its port serves); a test's own by default."""
         client = web_client(settings)
         documents = Documents(FileReader(client, settings), client, queue.redis, queue.keys, settings.doc_cache_ttl_s)
-        flow = ReplyFlow.create(settings, queue)
+        flow = ReplyFlow.create(settings, queue, metrics or BotMetrics())
         recent = Recent(queue.redis, queue.keys, settings.doc_cache_ttl_s)
-        intake = Intake(queue, flow.replier, flow.tracker, flow.outcomes, documents, recent, settings.reply_deadline_s)
+        intake = Intake(queue, flow.replier, flow.tracker, flow.outcomes, documents, recent, settings.reply_deadline_s,
+                        flow.metrics)
         followups = FollowUps(queue, flow.answers, Votes(queue.redis, queue.keys), documents, intake, flow.replier,
                               settings.doc_cache_ttl_s, settings.reply_deadline_s)
         return cls(client, intake, documents, followups, flow, home=Home(client, queue, recent, flow.outcomes))

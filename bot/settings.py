@@ -58,6 +58,8 @@ class BotSettings:
     http_max_body_bytes: int = defaults.HTTP_MAX_BODY_BYTES
     http_timeout_s: float = defaults.HTTP_TIMEOUT_S
     http_buffer_bytes: int = defaults.HTTP_BUFFER_BYTES
+    metrics_port: int = defaults.BOT_METRICS_PORT
+    metrics_host: str = defaults.METRICS_HOST
 
     def __repr__(self) -> str:
         return (f"BotSettings(mode={self.mode!r}, api_url={self.api_url!r}, port={self.port}, "
@@ -72,7 +74,8 @@ class BotSettings:
         REDIS_URL, QA_NAMESPACE, QA_MAX_FILE_BYTES, QA_MAX_PDF_PAGES, QA_PDF_CPU_S,
         QA_PDF_MEMORY_MB, QA_PDF_TIMEOUT_S, QA_PDF_READERS, QA_DOWNLOAD_TIMEOUT_S,
         QA_DOC_CACHE_TTL_S, QA_MAX_PER_USER, QA_MAX_PER_CHANNEL, QA_REPLY_DEADLINE_S, QA_SLACK_RETRY_S,
-        QA_DELIVERY_THREADS, QA_PROGRESS_AFTER_S; HTTP mode
+        QA_DELIVERY_THREADS, QA_PROGRESS_AFTER_S, QA_BOT_METRICS_PORT (0: no /metrics, /healthz,
+        /readyz), QA_METRICS_HOST; HTTP mode
         only: BIND_HOST, WEB_CONCURRENCY,
         QA_HTTP_MAX_BODY_BYTES, QA_HTTP_TIMEOUT_S, QA_HTTP_BUFFER_BYTES (see `bot.http`);
         defaults in `explain_core.defaults`.
@@ -123,6 +126,8 @@ class BotSettings:
             http_max_body_bytes=env.integer("QA_HTTP_MAX_BODY_BYTES", defaults.HTTP_MAX_BODY_BYTES, low=1),
             http_timeout_s=env.number("QA_HTTP_TIMEOUT_S", defaults.HTTP_TIMEOUT_S, low=0.1),
             http_buffer_bytes=env.integer("QA_HTTP_BUFFER_BYTES", defaults.HTTP_BUFFER_BYTES, low=1),
+            metrics_port=env.integer("QA_BOT_METRICS_PORT", defaults.BOT_METRICS_PORT, low=0),
+            metrics_host=env.text("QA_METRICS_HOST", defaults.METRICS_HOST),
         )
 
     @property

@@ -70,5 +70,8 @@ HTTP_MAX_BODY_BYTES = 1024 * 1024
 HTTP_TIMEOUT_S = 5.0  # QA_HTTP_TIMEOUT_S: a request's headers, then its body, must each arrive within this
 HTTP_BUFFER_BYTES = 32 * 1024 * 1024  # QA_HTTP_BUFFER_BYTES: request bodies held at once, all connections
 
-# -- the worker's metrics --------------------------------------------------------------------------
-METRICS_HOST = "127.0.0.1"  # QA_METRICS_HOST: /metrics is unauthenticated, so loopback unless told
+# -- operations: metrics, health probes, logs (explain_core/ops.py) ---------------------------------
+METRICS_HOST = "127.0.0.1"  # QA_METRICS_HOST: /metrics, /healthz, /readyz are unauthenticated: loopback unless told
+# QA_METRICS_PORT: the worker's port; unset, no server (several workers on one host need one port each).
+BOT_METRICS_PORT = 9101  # QA_BOT_METRICS_PORT: the bot's port (one per bot, all its serving processes); 0: none
+LOG_FORMAT = "text"  # QA_LOG_FORMAT: text, or json (one object a line, with the question's key and job id)

@@ -20,6 +20,10 @@ A Redis error while queueing leaves it unknown whether the job was queued (Redis
 run the command and lost only the reply), so nothing is said then: the placeholder stays
 tracked, and the sweeper says "couldn't take it" only once Redis confirms the job is not
 there (or the answer arrives as usual).
+
+Every question that reaches `submit` is counted received (`bot.metrics`), and logged by its key
+at each step (received, placeholder, queued); a refusal that no outcome claim records (before
+the placeholder, a duplicate, Redis down at the record) is counted here as its final outcome.
 """
 from __future__ import annotations
 
@@ -33,11 +37,13 @@ from dataclasses import dataclass, field
 import redis
 
 from bot.intake.documents import Document, Documents
+from bot.metrics import BotMetrics, entry_point
 from bot.outcome.replies import Replier, SlackFailed, tag
 from bot.outcome.tracking import Leases, Local, Outcome, Outcomes, Placeholder, Tracker
 from bot.ui import blocks
 from bot.ui.answers import Asked, Recent
 from explain_core.errors import Busy, InputError, Limited, Refusal, Unavailable
+from explain_core.ops import step
 from explain_core.queue import JobOptions, JobQueue, Keys, consumer_name
 from explain_core.validation import validate
 
@@ -76,6 +82,7 @@ class Ask:
     sources: tuple[str, ...] = ("message",)
     response_url: str | None = None
     doc_ts: str | None = None
+    asked_at: float = field(default_factory=time.time)  # read from Slack's request (and its files) by then
 
 
 class _OneAtATime:
@@ -104,8 +111,9 @@ class Intake:
     """Queues validated questions behind their placeholders (see the module doc)."""
 
     def __init__(self, queue: JobQueue, replier: Replier, tracker: Tracker, outcomes: Outcomes,
-                 documents: Documents, recent: Recent, deadline_s: float) -> None:
+                 documents: Documents, recent: Recent, deadline_s: float, metrics: BotMetrics) -> None:
         self._queue = queue
+        self._metrics = metrics
         self._recent = recent
         self._replier = replier
         self._tracker = tracker
@@ -136,9 +144,20 @@ class Intake:
         cannot slip several questions past `admit` before the first is queued: each is refused
         ephemerally, without a placeholder. (`enqueue` enforces the limits atomically too, for
         questions racing in from another process; such a loser's placeholder shows the refusal.)"""
-        validate(ask.question, ask.passage)
-        with self._askers.hold(f"{ask.team}:{ask.user}"):
-            return self._submit(ask)
+        self._metrics.receive(ask.key)
+        step(log, "received", ask.key, entry=entry_point(ask.key), passage_chars=len(ask.passage))
+        try:
+            validate(ask.question, ask.passage)
+            with self._askers.hold(f"{ask.team}:{ask.user}"):
+                return self._submit(ask)
+        except Refusal as exc:  # told at once, ephemerally: no placeholder, no claim
+            self._settled(ask.key, exc.code)
+            raise
+
+    def _settled(self, key: str, reason: str) -> None:
+        """A refusal that no outcome claim records: counted and logged here, once."""
+        self._metrics.settle("refused", reason)
+        step(log, "outcome", key, outcome="refused", reason=reason)
 
     def _submit(self, ask: Ask) -> bool:
         try:
@@ -156,21 +175,25 @@ class Intake:
         except SlackFailed as exc:
             raise _cannot_post(exc) from None
         now = time.time()
+        self._metrics.to_placeholder.observe(max(0.0, now - ask.asked_at))
+        step(log, "placeholder", ask.key, ts=ts, seconds=round(now - ask.asked_at, 3))
         placeholder = Placeholder(key=ask.key, team=ask.team, channel=ask.channel, ts=ts, user=ask.user,
                                   question=question, posted_at=now, deadline=now + self._deadline_s,
                                   thread_ts=ask.thread_ts, asker=asker, response_url=ask.response_url,
-                                  doc_ts=ask.doc_ts or ask.thread_ts or ts)
+                                  doc_ts=ask.doc_ts or ask.thread_ts or ts, asked_at=ask.asked_at)
         self._tracker.begin(placeholder)
         try:
             owner = self._tracker.track(placeholder)
         except redis.RedisError as exc:  # no job can exist yet: say so in the placeholder
             log.warning("could not record the placeholder of %s: Redis unavailable (%s)", ask.key, exc)
             self._tracker.drop(ask.key)
+            self._settled(ask.key, Unavailable().code)
             self._refuse(placeholder, Unavailable().message)
             return False
         if owner is not None:
             log.info("job %s already has its placeholder %s; %s is a duplicate", ask.key, owner.ts, ts)
             self._tracker.drop(ask.key)
+            self._settled(ask.key, "duplicate")
             self._refuse(placeholder, "You asked this already: the answer comes in my first reply.",
                          icon=":information_source:")
             return False
@@ -181,9 +204,9 @@ class Intake:
             queued = self._queue.enqueue(ask.key, ask.question, ask.passage, ask.options, placeholder.reply_to())
         except (Busy, Limited) as exc:
             try:
-                self._outcomes.claim(ask.key, Outcome.REFUSED)  # nothing was queued; stops any stray answer
+                self._outcomes.claim(ask.key, Outcome.REFUSED, exc.code)  # nothing was queued; stops any stray answer
             except redis.RedisError:
-                pass
+                self._settled(ask.key, exc.code)
             if self._refuse(placeholder, exc.message[0].upper() + exc.message[1:] + "."):
                 self._tracker.forget(ask.key)
             else:
@@ -196,7 +219,7 @@ class Intake:
         # A duplicate here is this submit's own job: any other delivery of the same Slack request
         # lost the placeholder record above. It happens when redis-py repeats an enqueue whose
         # reply was lost, so it is the same job, with this placeholder in its reply address.
-        log.info("job %s queued%s behind %d", ask.key, " (repeated)" if queued.duplicate else "", queued.ahead)
+        step(log, "queued", ask.key, queued.job_id or ("repeated" if queued.duplicate else "held"), ahead=queued.ahead)
         self._tracker.mark(ask.key, Local.WAITING)
         try:
             self._recent.add(ask.team, ask.user, Asked(ask.key, placeholder.question, ask.channel, placeholder.ts,
@@ -224,7 +247,11 @@ class Intake:
                                            heartbeat=self._leases.renewer(placeholder.key))
         finally:
             self._leases.release(placeholder.key)
-        return landing.how != "nowhere"
+        if landing.how == "nowhere":
+            return False
+        self._metrics.shown("refused", placeholder.asked_at)
+        step(log, "delivered", placeholder.key, how=landing.how)
+        return True
 
     def tell(self, channel: str, user: str, thread_ts: str | None, message: blocks.Message,
              response_url: str | None = None) -> None:

@@ -31,10 +31,11 @@ import redis
 
 from bot.outcome.background import MAX_BACKOFF_S, Background
 from bot.outcome.replies import Landing, SlackFailed, Stopped, tag
-from bot.outcome.tracking import Leases, Local, Outcome
+from bot.outcome.tracking import Leases, Local, Outcome, counted_as
 from bot.services import ReplyFlow
 from bot.ui import blocks
 from bot.ui.answers import AnswerRecord
+from explain_core.ops import step
 from explain_core.queue import RESULTS_GROUP, JobError, JobResult, ResultEntry, consumer_name
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,13 @@ def reply_message(result: JobResult, record: AnswerRecord | None = None) -> bloc
         return blocks.answer(question, asker, result.answers, actions=actions,
                              pictures_in_thread=bool(result.images) and result.reply_to.thread_ts is None)
     return blocks.job_failed(question, asker, result.error or JobError("no_answer", "the worker sent no answer"))
+
+
+def _reason(result: JobResult) -> str:
+    """What the outcome count says of a result: `no_answer`, the worker's error code, or nothing."""
+    if not result.ok:
+        return result.error.code if result.error else "no_result"
+    return "no_answer" if result.answers and all(a.no_answer for a in result.answers) else ""
 
 
 class Delivery(Background):
@@ -129,7 +137,7 @@ class Delivery(Background):
             log.info("result %s dropped: its asker was already told %s", key, self._flow.tracker.reason(key))
             return None
         delivered = Outcome.ANSWER if result.ok else Outcome.FAILED
-        claimed = self._redis_retry(lambda: self._flow.outcomes.claim(key, delivered))
+        claimed = self._redis_retry(lambda: self._flow.outcomes.claim(key, delivered, _reason(result)))
         if claimed is not delivered:
             log.info("result %s dropped: the question's outcome is already %r", key, claimed)
             return None
@@ -139,6 +147,8 @@ class Delivery(Background):
         landing = self._flow.replier.settle(reply_to, tag(key), reply_message(result, record), heartbeat=heartbeat)
         if landing.how == "nowhere":
             return landing
+        self._shown(result, counted_as(delivered, _reason(result)))
+        step(log, "delivered", key, result.job_id, how=landing.how)
         thread_ts = reply_to.thread_ts or (landing.ts if landing.in_channel else None)
         if record is not None and thread_ts is not None and thread_ts != record.thread_ts:
             self._keep(result, thread_ts)  # posted in place of the placeholder: its thread is the new message's
@@ -149,6 +159,15 @@ class Delivery(Background):
         elif result.images:
             log.warning("result %s: the pictures have no thread to go to (%s)", key, landing.reason)
         return landing
+
+    def _shown(self, result: JobResult, kind: str) -> None:
+        """Time the question's final message (from when it was asked: its placeholder's record)."""
+        try:
+            placeholder = self._flow.tracker.record(result.key)
+        except redis.RedisError:
+            return  # one sample fewer; the answer is out
+        if placeholder is not None:
+            self._flow.metrics.shown(kind, placeholder.asked_at)
 
     def _keep(self, result: JobResult, thread_ts: str | None) -> AnswerRecord | None:
         """Keep what the answer's buttons need; None (no buttons) for an answer they cannot act

@@ -12,6 +12,8 @@
 - A permanent failure moves to the next way still open: update the placeholder -> post in
   the thread -> an ephemeral message to the asker -> the slash command's or shortcut's
   `response_url`. The message says the true reason: an outage is not "invite me".
+- Every attempt is counted (`qa_bot_slack_calls_total{method, result}`): ok, retried,
+  rate_limited, or the error code Slack gave when the call failed for good.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.webhook import WebhookClient
 
+from bot.metrics import BotMetrics
 from bot.ui import blocks
 from explain_core.queue import ReplyTo
 
@@ -170,16 +173,21 @@ class Landing:
 class Replier:
     """Every Slack call of the reply flow, with the retry policy and the fallbacks (module doc)."""
 
-    def __init__(self, client: WebClient, api_url: str, window_s: float, stopping: threading.Event) -> None:
+    def __init__(self, client: WebClient, api_url: str, window_s: float, stopping: threading.Event,
+                 metrics: BotMetrics) -> None:
         self.client = client
+        self._metrics = metrics
         self._api_origin = urlparse(api_url)[:2]
         self.window_s = window_s
         self.first_backoff_s = 1.0  # doubled after each failure, up to MAX_BACKOFF_S
         self._stopping = stopping
 
     # -- the retry engine -------------------------------------------------------------------
-    def _retry(self, what: str, call: Callable[[], T], *, window_s: float | None = None,
+    def _retry(self, method: str, where: str, call: Callable[[], T], *, window_s: float | None = None,
                lookup: Callable[[], T | None] | None = None, heartbeat: Callable[[], None] | None = None) -> T:
+        """`call()` (Slack's `method`, on `where`) under the retry policy (module doc)."""
+        what = f"{method} {where}".rstrip()
+        calls = self._metrics.slack_calls
         window = self.window_s if window_s is None else window_s
         started = time.monotonic()
         delay = self.first_backoff_s
@@ -191,18 +199,23 @@ class Replier:
                     log.info("%s: the earlier attempt had worked after all", what)
                     return found
             try:
-                return call()
+                done = call()
+                calls.labels(method, "ok").inc()
+                return done
             except Exception as exc:
                 failure = classify(exc)
                 if failure is None:
                     raise
                 elapsed = time.monotonic() - started
                 if not failure.transient:
+                    calls.labels(method, failure.error).inc()
                     raise SlackFailed(failure, what) from None
                 wait = max(delay, failure.retry_after or 0.0, UNCLEAR_PAUSE_S if failure.sent and lookup else 0.0)
                 if elapsed + wait > window:
+                    calls.labels(method, failure.error).inc()
                     log.warning("%s: giving up after %.0f s (%s)", what, elapsed, failure.error)
                     raise SlackFailed(failure, what, elapsed) from None
+                calls.labels(method, "rate_limited" if failure.error == "ratelimited" else "retried").inc()
                 unclear = unclear or failure.sent
                 log.warning("%s failed (%s, HTTP %s); retrying in %.1f s", what, failure.error, failure.status, wait)
                 self.sleep(wait, heartbeat)
@@ -240,12 +253,13 @@ class Replier:
                 metadata={"event_type": METADATA_EVENT, "event_payload": payload})
             return str(response["ts"])
 
-        return self._retry(f"chat.postMessage in {channel}", call, window_s=window_s, lookup=find, heartbeat=heartbeat)
+        return self._retry("chat.postMessage", f"in {channel}", call, window_s=window_s, lookup=find,
+                           heartbeat=heartbeat)
 
     def update(self, channel: str, ts: str, message: blocks.Message, *, window_s: float | None = None,
                heartbeat: Callable[[], None] | None = None) -> None:
         """Replace a message; idempotent, so simply retried."""
-        self._retry(f"chat.update of {channel}/{ts}",
+        self._retry("chat.update", f"of {channel}/{ts}",
                     lambda: self.client.chat_update(channel=channel, ts=ts, **message.kwargs()),
                     window_s=window_s, heartbeat=heartbeat)
 
@@ -271,7 +285,7 @@ class Replier:
         first: SlackFailed | None = None
         if user:
             try:
-                self._retry(f"chat.postEphemeral in {channel}", lambda: self.client.chat_postEphemeral(
+                self._retry("chat.postEphemeral", f"in {channel}", lambda: self.client.chat_postEphemeral(
                     channel=channel, user=user, thread_ts=thread_ts, **message.kwargs()),
                     window_s=window_s, heartbeat=heartbeat)
                 return "ephemeral"
@@ -279,7 +293,7 @@ class Replier:
                 first = exc
         if response_url and self._trusted(response_url):
             try:
-                self._retry("response_url", lambda: self._respond(response_url, message),
+                self._retry("response_url", "", lambda: self._respond(response_url, message),
                             window_s=window_s, heartbeat=heartbeat)
                 return "response_url"
             except SlackFailed as exc:
@@ -299,7 +313,7 @@ class Replier:
 
     def join(self, channel: str, *, heartbeat: Callable[[], None] | None = None) -> None:
         """Join a public channel (scope channels:join); raises SlackFailed if Slack says no."""
-        self._retry(f"conversations.join {channel}", lambda: self.client.conversations_join(channel=channel),
+        self._retry("conversations.join", channel, lambda: self.client.conversations_join(channel=channel),
                     heartbeat=heartbeat)
 
     def upload(self, channel: str, thread_ts: str, png: bytes, filename: str, title: str, alt_text: str, *,
@@ -321,15 +335,15 @@ class Replier:
                                          title=title, alt_txt=alt_text)
             return True
 
-        what = f"files_upload_v2 {filename} into {channel}"
+        where = f"{filename} into {channel}"
         try:
-            self._retry(what, call, lookup=find, heartbeat=heartbeat)
+            self._retry("files_upload_v2", where, call, lookup=find, heartbeat=heartbeat)
         except SlackFailed as exc:
             if exc.failure.error != "not_in_channel":
                 raise
             log.info("joining %s to post a picture there", channel)
             self.join(channel, heartbeat=heartbeat)
-            self._retry(what, call, lookup=find, heartbeat=heartbeat)
+            self._retry("files_upload_v2", where, call, lookup=find, heartbeat=heartbeat)
 
     # -- the chain ----------------------------------------------------------------------------
     def settle(self, reply_to: ReplyTo, job_tag: str, message: blocks.Message, *, window_s: float | None = None,

@@ -30,9 +30,10 @@ import redis
 
 from bot.outcome.background import Background
 from bot.outcome.replies import Stopped, tag
-from bot.outcome.tracking import Leases, Local, Outcome, Placeholder
+from bot.outcome.tracking import Leases, Local, Outcome, Placeholder, counted_as
 from bot.services import ReplyFlow
 from bot.ui import blocks
+from explain_core.ops import step
 from explain_core.queue import consumer_name
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,9 @@ class Sweeper(Background):
                                                     heartbeat=self._leases.renewer(placeholder.key))
                 if placeholder.thread_ts is not None:
                     self._flow.replier.status(placeholder.channel, placeholder.thread_ts, "")  # no longer working
-                log.info("placeholder of %s settled as %s (%s)", placeholder.key, outcome.value, landing.how)
+                if landing.how != "nowhere":
+                    self._flow.metrics.shown(counted_as(outcome), placeholder.asked_at)
+                step(log, "delivered", placeholder.key, how=landing.how, outcome=outcome.value)
                 if redis_down:
                     self._flow.tracker.mark(placeholder.key, Local.SETTLED, outcome)
                 else:

@@ -17,7 +17,9 @@ sees: the delivered result (the answer, or the worker's message saying why it co
 answer) or what went wrong (the intake's refusal, the sweeper's "lost" or "timed out").
 Whoever loses the claim shows nothing, so a late answer never follows a failure message.
 Claims carry the name of the outcome, not of a process, so a delivery redelivered after a
-crash recognises its own claim and finishes its path.
+crash recognises its own claim and finishes its path. The claim that records an outcome is
+also where it is counted (`bot.metrics`) and logged, so each question counts once, in one
+process, whoever settles it.
 """
 from __future__ import annotations
 
@@ -31,8 +33,10 @@ from typing import cast
 
 import redis
 
+from bot.metrics import BotMetrics
 from explain_core.codec import dumps, loads, to_object
 from explain_core.errors import SchemaError
+from explain_core.ops import step
 from explain_core.queue import Keys, ReplyTo
 
 log = logging.getLogger(__name__)
@@ -49,6 +53,16 @@ class Outcome(StrEnum):
     LOST = "lost"  # Redis has no trace of a job that was queued (it lost its data)
     UNQUEUED = "unqueued"  # queueing failed on a Redis error and Redis does not know the job
     TIMEOUT = "timeout"  # no answer within the deadline
+
+
+_KINDS = {Outcome.ANSWER: "answered", Outcome.FAILED: "told_why", Outcome.REFUSED: "refused", Outcome.LOST: "lost",
+          Outcome.UNQUEUED: "lost", Outcome.TIMEOUT: "deadline_passed"}
+
+
+def counted_as(outcome: Outcome, reason: str = "") -> str:
+    """The outcome as an operator counts it (`qa_bot_outcomes_total{outcome}`), from the person's
+    side: an answer that found nothing in the passage is `no_answer`."""
+    return "no_answer" if outcome is Outcome.ANSWER and reason == "no_answer" else _KINDS[outcome]
 
 
 class Local(StrEnum):
@@ -76,6 +90,7 @@ class Placeholder:
     asker: str | None = None
     response_url: str | None = None
     doc_ts: str | None = None
+    asked_at: float = 0.0  # when the question was read (wall clock), for the time to its final message
 
     def reply_to(self) -> ReplyTo:
         return ReplyTo(team=self.team, channel=self.channel, thread_ts=self.thread_ts, user=self.user,
@@ -100,18 +115,28 @@ class _Entry:
 class Outcomes:
     """The one final outcome of each question (see the module doc)."""
 
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, metrics: BotMetrics) -> None:
         self._redis = client
         self._keys = keys
+        self._metrics = metrics
 
-    def claim(self, key: str, outcome: Outcome) -> Outcome | None:
-        """Record `outcome` unless one is recorded; return the outcome recorded now.
+    def claim(self, key: str, outcome: Outcome, reason: str = "") -> Outcome | None:
+        """Record `outcome` unless one is recorded; return the outcome recorded now. `reason`
+        (a code: why it was refused, why the worker could not answer, `no_answer`) goes to the
+        count and the log line of the claim that records it.
 
         One command (SET NX GET), so a retried call after a lost reply reads its own claim.
         None only for a value this code does not know (a newer release's)."""
         previous = cast("str | None", self._redis.set(self._keys.outcome(key), outcome.value, nx=True,
                                                       ex=Keys.REPLY_TTL_S, get=True))
-        return outcome if previous is None else _outcome(previous)
+        if previous is not None:
+            return _outcome(previous)
+        kind = counted_as(outcome, reason)
+        if kind == "lost":
+            reason = outcome.value  # lost (Redis forgot the job) or unqueued (never taken)
+        self._metrics.settle(kind, reason if kind in ("told_why", "refused", "lost") else "")
+        step(log, "outcome", key, outcome=kind, reason=reason or "-")
+        return outcome
 
     def get_many(self, keys: list[str]) -> list[Outcome | None]:
         if not keys:
@@ -186,6 +211,15 @@ class Tracker:
         with self._lock:
             entry = self._local.get(key)
             return entry.reason if entry else None
+
+    def record(self, key: str) -> Placeholder | None:
+        """The placeholder recorded for `key`, whichever process posted it; None if none is (or it
+        cannot be read). Raises RedisError."""
+        text = cast("str | None", self._redis.get(self._keys.reply(key)))
+        try:
+            return None if text is None else Placeholder.from_json(text)
+        except SchemaError:
+            return None
 
     def forget(self, key: str) -> None:
         """The question has its final outcome: stop tracking it. The record stays until its TTL,

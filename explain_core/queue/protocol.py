@@ -496,6 +496,23 @@ class JobQueue:
         """Jobs not finished (waiting or in progress): finished ones are deleted from the stream."""
         return int(self._client.xlen(self.keys.jobs))
 
+    def oldest_age_s(self) -> float:
+        """Seconds since the oldest unfinished job joined the stream (its id is its time), 0 when
+        none: what an operator watches to see a queue that is not served. A question held behind
+        its asker's earlier one joins the stream when that one finishes."""
+        first = self._client.xrange(self.keys.jobs, count=1)
+        if not first:
+            return 0.0
+        return max(0.0, time.time() - int(str(first[0][0]).partition("-")[0]) / 1000)
+
+    def held(self) -> int:
+        """Questions waiting outside the stream behind their asker's earlier one (a SCAN of the
+        held lists, as `stats` counts workers: for a scrape, not for a hot path)."""
+        pipe = self._client.pipeline(transaction=False)
+        for key in self._client.scan_iter(self.keys.held("*"), count=1000):
+            pipe.llen(key)
+        return sum(int(n) for n in pipe.execute())
+
     def stats(self) -> QueueStats:
         self._ensure_group(self.keys.jobs, WORKER_GROUP)
         pipe = self._client.pipeline(transaction=False)

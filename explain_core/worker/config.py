@@ -37,7 +37,7 @@ class WorkerConfig:
         """REDIS_URL, QA_NAMESPACE, QA_MODEL, QA_MODELS (comma-separated, the models of a
         comparison), QA_BATCH_SIZE, QA_VISIBILITY_TIMEOUT_S (must exceed the slowest job),
         QA_MAX_ATTEMPTS, QA_BLOCK_MS (also how soon SIGTERM is noticed when idle),
-        QA_METRICS_PORT (unset: no metrics server), QA_METRICS_HOST (the address it listens on,
+        QA_METRICS_PORT (unset: no /metrics, /healthz, /readyz), QA_METRICS_HOST (the address it listens on,
         loopback by default); defaults in `explain_core.defaults`.
         The engine's QA_MODEL_CACHE caps how many models stay loaded.
 

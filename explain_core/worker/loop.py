@@ -19,7 +19,10 @@ happens then:
   no passage text outlives the job by more than its result.
 
 Configuration is by environment (see `WorkerConfig.from_env`); `qa-worker --check` is a
-health check that pings Redis and prints the queue's state without loading TensorFlow.
+health check that pings Redis and prints the queue's state without loading TensorFlow. With
+`QA_METRICS_PORT` the worker serves /metrics, /healthz and /readyz (Redis answers, the model is
+loaded) from its start, so a probe sees it loading; each job it takes and answers is one log
+line with the question's key and the job id (`explain_core.ops.step`).
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ import redis
 
 from explain_core.codec import from_object
 from explain_core.errors import ConfigError, InputError, SchemaError
+from explain_core.ops import OpsServer, configure_logging, log_format, redis_check, step
 from explain_core.queue import (
     DeadLetter,
     Finished,
@@ -141,6 +145,7 @@ class Worker:
             [Progress(item.job.key, "reading", done, total)]))
         for (entry, item), outcome in zip(ready, answered):
             if isinstance(outcome, JobResult):
+                self.metrics.answered(item.job, outcome, item.job.options.model or self.answerer.model)
                 finished.append(Finished(entry.entry_id, outcome))
             elif entry.deliveries >= self.config.max_attempts or not transient(outcome):
                 log.error("job %s failed on delivery %d of %d; dead-lettering it", entry.entry_id,
@@ -175,6 +180,7 @@ class Worker:
                           entry.entry_id, entry.deliveries)
                 finished.append(self._dead(entry, (job.key, job.reply_to), "model_failed", MODEL_FAILED))
                 continue
+            step(log, "taken", job.key, entry.entry_id, deliveries=entry.deliveries)
             decoded.append((entry, job))
         ready: list[tuple[JobEntry, Ready]] = []
         for (entry, job), passage in zip(decoded, self.queue.passages([job for _, job in decoded])):
@@ -224,6 +230,8 @@ class Worker:
                 continue
             outcome = "dead_lettered" if item.dead else "answered" if item.result and item.result.ok else "rejected"
             self.metrics.jobs.labels(outcome).inc()
+            step(log, "answered", item.result.key if item.result else "-", item.entry_id, outcome=outcome,
+                 error=item.result.error.code if item.result and item.result.error else "-")
             if item.entry_id in enqueued_at:
                 self.metrics.latency.observe(max(0.0, now - enqueued_at[item.entry_id]))
 
@@ -315,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "cache, then exit 0 (or 2 with one line); `make run` does this first")
     args = parser.parse_args(argv)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # loading chatter is not for the worker's log
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(read_or_exit("qa-worker", log_format))
     config = read_or_exit("qa-worker", WorkerConfig.from_env)
     if args.download:
         return download(config)
@@ -325,8 +333,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     metrics = WorkerMetrics()
     metrics.watch_depth(queue.depth)
     metrics.watch_votes(Votes(queue.redis, queue.keys).counts)
+    loaded = threading.Event()
     if config.metrics_port:
-        metrics.serve(config.metrics_port, config.metrics_host)
+        OpsServer(metrics.registry, {
+            "redis": redis_check(config.redis_url),
+            "model": lambda: None if loaded.is_set() else f"loading {config.model}",
+        }).serve(config.metrics_port, config.metrics_host)
     answerer = Answerer(config.model, config.compare_models)
     worker = Worker(queue, answerer, config, metrics)
     signal.signal(signal.SIGTERM, worker.request_stop)
@@ -336,6 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InputError, ConfigError) as exc:  # the model cannot be loaded, or QA_PRECISION is wrong
         print(f"qa-worker: {exc}", file=sys.stderr)
         return 2
+    loaded.set()
     log.info("worker %s ready: model %s, batch %d, visibility timeout %.0f s, Redis at %s", worker.consumer,
              config.model, config.batch_size, config.visibility_timeout_s, queue.where())
     worker.run()

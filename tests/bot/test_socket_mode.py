@@ -45,7 +45,7 @@ from tests.support.bot_harness import (
 )
 from tests.support.redis_server import RedisServer
 from tests.support.slack_fake import BOT_TOKEN, BOT_USER_ID, SlackFake
-from tests.support.socket_mode_fake import APP_TOKEN, Ack, SocketModeFake
+from tests.support.socket_mode_fake import APP_TOKEN, Ack, SocketModeFake, attached
 from tests.support.worker_process import WorkerProcess
 
 __all__ = ["module_redis", "slack"]
@@ -83,19 +83,15 @@ def bot_env(slack: SlackFake, redis_url: str, app_token: str) -> dict[str, str]:
     env = {name: value for name, value in os.environ.items()
            if not name.startswith(("SLACK_", "BOT_MODE")) and not name.lower().endswith("_proxy")}
     env.update({"BOT_MODE": "socket", "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": app_token,
-                "SLACK_API_URL": slack.api_url, "REDIS_URL": redis_url, "QA_NAMESPACE": NAMESPACE})
+                "SLACK_API_URL": slack.api_url, "REDIS_URL": redis_url, "QA_NAMESPACE": NAMESPACE,
+                "QA_BOT_METRICS_PORT": "0"})  # no shared default port when tests run at once
     return env
 
 
 @pytest.fixture(scope="module")
 def socket_mode(slack: SlackFake) -> Iterator[SocketModeFake]:
-    server = SocketModeFake().start()
-    slack.socket_mode = server
-    try:
+    with attached(slack) as server:
         yield server
-    finally:
-        slack.socket_mode = None
-        server.close()
 
 
 @pytest.fixture(scope="module")

@@ -376,7 +376,7 @@ def http_bot_process(fake: SlackFake, redis_url: str, namespace: str, log_path: 
     port = free_port()
     full_env = {**os.environ, "BOT_MODE": "http", "PORT": str(port), "SLACK_BOT_TOKEN": BOT_TOKEN,
                 "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake.api_url, "REDIS_URL": redis_url,
-                "QA_NAMESPACE": namespace, **env}
+                "QA_NAMESPACE": namespace, "QA_BOT_METRICS_PORT": "0", **env}  # no shared default port under xdist
     full_env.pop("SLACK_APP_TOKEN", None)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(ENTRY, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)

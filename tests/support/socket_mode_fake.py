@@ -19,14 +19,19 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
 
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.sync.server import ServerConnection, serve
+
+if TYPE_CHECKING:
+    from tests.support.slack_fake import SlackFake
 
 APP_TOKEN = "xapp-1-A0TEST-1-test-app-token"
 APP_ID = "A0TEST"
@@ -179,3 +184,15 @@ class SocketModeFake:
                 self._acks.append(Ack(message["envelope_id"], message.get("payload"), link.number))
             else:
                 self._other.append(text)
+
+
+@contextmanager
+def attached(slack: SlackFake) -> Iterator[SocketModeFake]:
+    """A running SocketModeFake whose URLs `slack`'s apps.connections.open hands out; closed after."""
+    server = SocketModeFake().start()
+    slack.socket_mode = server
+    try:
+        yield server
+    finally:
+        slack.socket_mode = None
+        server.close()

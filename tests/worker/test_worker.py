@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from explain_core.ops import OpsServer
 from explain_core.queue import PASSAGE_INLINE_BYTES, WORKER_GROUP, Job, JobOptions, JobQueue, JobResult, ReplyTo
 from explain_core.worker import Answerer, Worker, WorkerConfig
 from explain_core.worker.loop import MODEL_FAILED
@@ -387,11 +388,11 @@ def test_metrics_listen_on_loopback_unless_told() -> None:
     assert WorkerConfig.from_env({}).metrics_host == "127.0.0.1"
     told = WorkerConfig.from_env({"QA_METRICS_HOST": "127.0.0.2"}).metrics_host
     default_port, told_port = free_port(), free_port()
-    servers = [WorkerMetrics().serve(default_port), WorkerMetrics().serve(told_port, told)]
+    servers = [OpsServer(WorkerMetrics().registry, {}).serve(default_port),
+               OpsServer(WorkerMetrics().registry, {}).serve(told_port, told)]
     try:
         assert _answers("127.0.0.1", default_port) and not _answers("127.0.0.2", default_port)
         assert _answers("127.0.0.2", told_port) and not _answers("127.0.0.1", told_port)
     finally:
         for server in servers:
-            server.shutdown()
-            server.server_close()
+            server.close()

@@ -53,6 +53,7 @@ class Click:
 def _run(body: dict[str, Any], action: dict[str, Any], context: BoltContext,
          work: Callable[[Services, Click], blocks.Message | None]) -> None:
     svc = services(context)
+    svc.flow.metrics.clicks.labels(action.get("action_id") or "-").inc()  # only the registered ids reach here
     click = Click.of(body, action)
 
     def tell(message: blocks.Message) -> None:
