@@ -70,5 +70,14 @@ HTTP_MAX_BODY_BYTES = 1024 * 1024
 HTTP_TIMEOUT_S = 5.0  # QA_HTTP_TIMEOUT_S: a request's headers, then its body, must each arrive within this
 HTTP_BUFFER_BYTES = 32 * 1024 * 1024  # QA_HTTP_BUFFER_BYTES: request bodies held at once, all connections
 
+# -- many workspaces: HTTP mode with Slack's OAuth install (bot/workspaces.py, bot/installs.py) ----------
+# DATABASE_URL: the installations and OAuth states (an SQLAlchemy URL); unset, a SQLite file of one machine.
+DATABASE_FILE = "data/installations.sqlite3"
+OAUTH_STATE_S = 600  # QA_OAUTH_STATE_S: an install link's state is good this long, and once
+TOKEN_CACHE_S = 60.0  # QA_TOKEN_CACHE_S: a workspace's bot token is looked up again after this long
+# QA_TOKEN_ROTATION_MINUTES: with token rotation on, a bot token this close to expiring is refreshed
+# before use (Bolt's token_rotation_expiration_minutes; Slack's tokens live 12 hours).
+TOKEN_ROTATION_MINUTES = 120
+
 # -- the worker's metrics --------------------------------------------------------------------------
 METRICS_HOST = "127.0.0.1"  # QA_METRICS_HOST: /metrics is unauthenticated, so loopback unless told

@@ -33,6 +33,7 @@ from bot.outcome.replies import Stopped, tag
 from bot.outcome.tracking import Leases, Local, Outcome, Placeholder
 from bot.services import ReplyFlow
 from bot.ui import blocks
+from bot.workspaces import Workspace, acting_for
 from explain_core.queue import consumer_name
 
 log = logging.getLogger(__name__)
@@ -124,12 +125,11 @@ class Sweeper(Background):
 
         def task() -> None:
             try:
-                self._flow.edits.wait(placeholder.key)
-                landing = self._flow.replier.settle(placeholder.reply_to(), tag(placeholder.key), message,
-                                                    heartbeat=self._leases.renewer(placeholder.key))
-                if placeholder.thread_ts is not None:
-                    self._flow.replier.status(placeholder.channel, placeholder.thread_ts, "")  # no longer working
-                log.info("placeholder of %s settled as %s (%s)", placeholder.key, outcome.value, landing.how)
+                with acting_for(Workspace.of(placeholder.reply_to())) as workspace:
+                    if self._flow.serves(workspace):
+                        self._tell(placeholder, outcome, message)
+                    else:
+                        log.info("placeholder of %s dropped: its workspace uninstalled the app", placeholder.key)
                 if redis_down:
                     self._flow.tracker.mark(placeholder.key, Local.SETTLED, outcome)
                 else:
@@ -142,6 +142,14 @@ class Sweeper(Background):
                     self._busy.discard(placeholder.key)
 
         self._flow.lanes.submit(placeholder.channel, task)
+
+    def _tell(self, placeholder: Placeholder, outcome: Outcome, message: blocks.Message) -> None:
+        self._flow.edits.wait(placeholder.key)
+        landing = self._flow.replier.settle(placeholder.reply_to(), tag(placeholder.key), message,
+                                            heartbeat=self._leases.renewer(placeholder.key))
+        if placeholder.thread_ts is not None:
+            self._flow.replier.status(placeholder.channel, placeholder.thread_ts, "")  # no longer working
+        log.info("placeholder of %s settled as %s (%s)", placeholder.key, outcome.value, landing.how)
 
     def _is_busy(self, key: str) -> bool:
         with self._lock:
