@@ -106,7 +106,8 @@ def start(settings: BotSettings) -> App:
     process (`http_app_from_env`), after it starts, because the consumer is a thread.
     """
     queue = JobQueue.from_url(settings.redis_url, namespace=settings.namespace,
-                              max_per_user=settings.max_per_user, max_per_channel=settings.max_per_channel)
+                              max_per_user=settings.max_per_user, max_per_channel=settings.max_per_channel,
+                              max_per_team=settings.max_per_team)
     installations, states = open_installations(settings)
     services = Services.create(settings, queue, installations)
     Delivery(services.flow).start()

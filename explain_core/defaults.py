@@ -27,6 +27,9 @@ MAX_BACKLOG = 10_000  # unfinished jobs before new ones are refused as busy
 RESULT_RECLAIM_S = 60.0  # a result left unacked this long by a dead bot goes to another
 MAX_PER_USER = 3  # QA_MAX_PER_USER: unanswered questions one person may have (one runs, the rest wait)
 MAX_PER_CHANNEL = 20  # QA_MAX_PER_CHANNEL: unanswered questions in one channel or DM
+# QA_MAX_PER_TEAM: unanswered questions of one workspace, so that one workspace's burst holds at most this
+# many questions in front of another workspace's first (a deployment serving many; bot/workspaces.py)
+MAX_PER_TEAM = 100
 
 # -- the worker -------------------------------------------------------------------------------
 BATCH_SIZE = 8  # QA_BATCH_SIZE: jobs answered together in shared forward passes

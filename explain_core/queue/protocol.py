@@ -44,7 +44,7 @@ _PUSH = """
 local function push(jobs, order, item, active, held, stream_ttl, line_ttl)
   local f = cjson.decode(item)
   local id = redis.call('XADD', jobs, '*', 'job', f.job, 'key', f.key, 'active', active, 'held', held,
-                        'load', f.load)
+                        'load', f.load, 'tload', f.tload or '')
   redis.call('EXPIRE', jobs, stream_ttl)
   local ms, seq = string.match(id, '(%d+)-(%d+)')
   redis.call('ZADD', order, tonumber(ms) * 1000 + tonumber(seq), f.key)
@@ -58,18 +58,24 @@ end
 # its job (the user's retry would be refused and the question lost), so that the limits
 # cannot be raced past, and so that `ahead` is counted at the instant the job joins.
 _ENQUEUE = _PUSH + """
--- KEYS: jobs stream, dedup key, passage key, asker's active key, asker's held list, channel load, order
+-- KEYS: jobs stream, dedup key, passage key, asker's active key, asker's held list, channel load, order,
+--       team load
 -- ARGV: 1 job json, 2 dedup ttl, 3 max backlog, 4 stream ttl, 5 passage json or '', 6 payload ttl,
 --       7 group, 8 job key, 9 now (s), 10 per-asker limit, 11 per-channel limit, 12 line ttl,
---       13 '1' if the job has an asker, 14 '1' if it has a channel
+--       13 '1' if the job has an asker, 14 '1' if it has a channel, 15 per-team limit, 16 '1' if it has a team
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'duplicate'} end
 local ahead = redis.call('XLEN', KEYS[1])
 if ahead >= tonumber(ARGV[3]) then return {'full', ahead} end
-local active, held, load = '', '', ''
+local active, held, load, tload = '', '', '', ''
 if ARGV[14] == '1' then
   load = KEYS[6]
   redis.call('ZREMRANGEBYSCORE', load, '-inf', ARGV[9])
   if redis.call('ZCARD', load) >= tonumber(ARGV[11]) then return {'channel_limit', ARGV[11]} end
+end
+if ARGV[16] == '1' then
+  tload = KEYS[8]
+  redis.call('ZREMRANGEBYSCORE', tload, '-inf', ARGV[9])
+  if redis.call('ZCARD', tload) >= tonumber(ARGV[15]) then return {'team_limit', ARGV[15]} end
 end
 local running, waiting = false, 0
 if ARGV[13] == '1' then
@@ -82,11 +88,13 @@ end
 redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
 if ARGV[5] ~= '' then redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[6]) end
 redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[7], '0', 'MKSTREAM')
-if load ~= '' then
-  redis.call('ZADD', load, tonumber(ARGV[9]) + tonumber(ARGV[12]), ARGV[8])
-  redis.call('EXPIRE', load, ARGV[12])
+for _, counted in ipairs({load, tload}) do
+  if counted ~= '' then
+    redis.call('ZADD', counted, tonumber(ARGV[9]) + tonumber(ARGV[12]), ARGV[8])
+    redis.call('EXPIRE', counted, ARGV[12])
+  end
 end
-local item = cjson.encode({job = ARGV[1], key = ARGV[8], load = load})
+local item = cjson.encode({job = ARGV[1], key = ARGV[8], load = load, tload = tload})
 if running or waiting > 0 then
   if not running then  -- the asker's job in the stream was lost: the oldest waiting one goes in
     push(KEYS[1], KEYS[7], redis.call('LPOP', held), active, held, ARGV[4], ARGV[12])
@@ -124,6 +132,7 @@ if first then
     local f = {}
     for i = 1, #entry[2], 2 do f[entry[2][i]] = entry[2][i + 1] end
     if f.load and f.load ~= '' then redis.call('ZREM', f.load, f.key) end
+    if f.tload and f.tload ~= '' then redis.call('ZREM', f.tload, f.key) end
     if f.key then redis.call('ZREM', KEYS[5], f.key) end
     if f.active and f.active ~= '' then
       local current = redis.call('GET', f.active)
@@ -217,12 +226,14 @@ class JobQueue:
 
     def __init__(self, client: redis.Redis, namespace: str = defaults.NAMESPACE, *,
                  max_backlog: int = defaults.MAX_BACKLOG, result_reclaim_s: float = defaults.RESULT_RECLAIM_S,
-                 max_per_user: int = defaults.MAX_PER_USER, max_per_channel: int = defaults.MAX_PER_CHANNEL) -> None:
+                 max_per_user: int = defaults.MAX_PER_USER, max_per_channel: int = defaults.MAX_PER_CHANNEL,
+                 max_per_team: int = defaults.MAX_PER_TEAM) -> None:
         self._client = client
         self.keys = Keys(namespace)
         self.max_backlog = max_backlog
         self.max_per_user = max_per_user
         self.max_per_channel = max_per_channel
+        self.max_per_team = max_per_team
         self.result_reclaim_ms = int(result_reclaim_s * 1000)
         self._enqueue = client.register_script(_ENQUEUE)
         self._finish = client.register_script(_FINISH)
@@ -252,9 +263,9 @@ class JobQueue:
 
     # -- bot side ---------------------------------------------------------------------
     def admit(self, user: str | None, channel: str | None, team: str | None = None) -> None:
-        """Raise `Limited` if this asker or channel already has its share of unanswered
-        questions. A cheap check before anything is posted in Slack; `enqueue` enforces the
-        same limits atomically, so a race past this check is still refused."""
+        """Raise `Limited` if this asker, channel or workspace already has its share of
+        unanswered questions. A cheap check before anything is posted in Slack; `enqueue`
+        enforces the same limits atomically, so a race past this check is still refused."""
         now = time.time()
         pipe = self._client.pipeline(transaction=False)
         asker, load = _asker(team, user), _channel(team, channel)
@@ -263,11 +274,15 @@ class JobQueue:
             pipe.llen(self.keys.held(asker))
         if load:
             pipe.zcount(self.keys.channel_load(load), now, "+inf")
+        if team:
+            pipe.zcount(self.keys.team_load(team), now, "+inf")
         counts = pipe.execute()
         if asker and counts[0] + counts[1] >= self.max_per_user:
             raise Limited("user_limit", self.max_per_user)
-        if load and counts[-1] >= self.max_per_channel:
+        if load and counts[2 if asker else 0] >= self.max_per_channel:
             raise Limited("channel_limit", self.max_per_channel)
+        if team and counts[-1] >= self.max_per_team:
+            raise Limited("team_limit", self.max_per_team)
 
     def enqueue(self, key: str, question: str, passage: str, options: JobOptions,
                 reply_to: ReplyTo) -> Enqueued:
@@ -275,7 +290,7 @@ class JobQueue:
 
         Raises `Busy` when `max_backlog` jobs are unfinished, rather than letting the stream
         cap silently drop the oldest ones, and `Limited` when the asker (`reply_to.team` +
-        `user`) or the channel is at its limit. An asker's job beyond their first waits
+        `user`), the channel or the workspace (`reply_to.team`) is at its limit. An asker's job beyond their first waits
         outside the stream until the one before it finishes (see `_PUSH`).
         """
         if not key:
@@ -291,15 +306,16 @@ class JobQueue:
         reply = self._enqueue(
             keys=[self.keys.jobs, self.keys.dedup(key), ref or self.keys.passage("-"),
                   self.keys.active(asker or "-"), self.keys.held(asker or "-"), self.keys.channel_load(load or "-"),
-                  self.keys.order],
+                  self.keys.order, self.keys.team_load(reply_to.team or "-")],
             args=[job.to_json(), Keys.DEDUP_TTL_S, self.max_backlog, Keys.STREAM_TTL_S, stored if ref else "",
                   Keys.PAYLOAD_TTL_S, WORKER_GROUP, key, time.time(), self.max_per_user, self.max_per_channel,
-                  Keys.LINE_TTL_S, "1" if asker else "0", "1" if load else "0"])
+                  Keys.LINE_TTL_S, "1" if asker else "0", "1" if load else "0", self.max_per_team,
+                  "1" if reply_to.team else "0"])
         if reply[0] == "duplicate":
             return Enqueued(job_id=None, ahead=0, duplicate=True)
         if reply[0] == "full":
             raise Busy(int(reply[1]))
-        if reply[0] in ("user_limit", "channel_limit"):
+        if reply[0] in ("user_limit", "channel_limit", "team_limit"):
             raise Limited(reply[0], int(reply[1]))
         return Enqueued(job_id=reply[1] or None, ahead=int(reply[2]), duplicate=False)
 

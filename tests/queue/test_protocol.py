@@ -285,6 +285,24 @@ def test_channel_limit_counts_unanswered_questions_of_everyone_in_it(redis_url: 
     assert not queue.enqueue("k4", "q", "p", JobOptions(), replace(REPLY_TO, user="U4")).duplicate
 
 
+def test_team_limit_caps_what_one_workspace_holds_in_front_of_another(redis_url: str, namespace: str) -> None:
+    """With many workspaces, one team's burst of many askers holds at most QA_MAX_PER_TEAM
+    questions in front of another team's first (issue 21)."""
+    queue = JobQueue.from_url(redis_url, namespace, max_per_team=3, max_per_channel=10_000)
+    burst = replace(REPLY_TO, team="TBURST")
+    for i in range(3):
+        queue.enqueue(f"t{i}", "q", "p", JobOptions(), replace(burst, user=f"U{i}", channel=f"C{i}"))
+    with pytest.raises(Limited) as refused:
+        queue.admit("U9", "C9", "TBURST")
+    assert refused.value.code == "team_limit" and "this workspace has 3 questions" in refused.value.message
+    with pytest.raises(Limited):  # enforced atomically too, past a stale admit
+        queue.enqueue("t3", "q", "p", JobOptions(), replace(burst, user="U9", channel="C9"))
+    other = queue.enqueue("first", "q", "p", JobOptions(), replace(REPLY_TO, team="TOTHER", user="U1"))
+    assert other.ahead == 3
+    serve_one(queue)
+    assert not queue.enqueue("t3", "q", "p", JobOptions(), replace(burst, user="U9", channel="C9")).duplicate
+
+
 @pytest.mark.parametrize("loss", ["stream and place", "only the stream entry"])
 def test_held_question_goes_in_when_the_askers_running_one_was_lost(queue: JobQueue, loss: str) -> None:
     first = queue.enqueue("a", "q", "p", JobOptions(), REPLY_TO)
