@@ -36,6 +36,7 @@ from tests.support.bot_harness import (
     Reply,
     command_payload,
     event_callback,
+    http_bot_process,
     module_redis,
     slack,
     unique,
@@ -364,6 +365,27 @@ def test_tokens_are_encrypted_at_rest_and_a_wrong_key_is_one_clear_line(
     problem = check_slack(BotSettings(mode="http", signing_secret=SIGNING_SECRET, oauth=OAuthConfig(
         client_id=CLIENT_ID, client_secret=CLIENT_SECRET, token_key="not-a-key", scopes=(), database_url=sqlite_url)))
     assert problem is not None and "QA_TOKEN_KEY is not a Fernet key" in problem
+
+
+def test_qa_bot_as_shipped_installs_workspaces_and_logs_no_token(
+        slack: SlackFake, module_redis, namespace: str, tmp_path: Path) -> None:
+    """`qa-bot` with Bolt's variables and no bot token: the install flow in its own process (each
+    Hypercorn worker opens the database itself), and neither a token nor the client secret in its log."""
+    database = f"sqlite:///{tmp_path / 'installations.sqlite3'}"
+    env = {"SLACK_BOT_TOKEN": "", "SLACK_CLIENT_ID": CLIENT_ID, "SLACK_CLIENT_SECRET": CLIENT_SECRET,
+           "QA_TOKEN_KEY": KEY, "DATABASE_URL": database, "BIND_HOST": "127.0.0.1"}
+    team = unique("T")
+    with http_bot_process(slack, module_redis.url, namespace, tmp_path / "bot.log", **env) as (_proc, url):
+        base = url.removesuffix("/slack/events")
+        page = requests.get(f"{base}/slack/install", timeout=10)
+        state = re.search(rf"{COOKIE}=([^;]+)", page.headers["Set-Cookie"])
+        assert page.status_code == 200 and state is not None
+        done = requests.get(f"{base}/slack/oauth_redirect", timeout=30, headers={"Cookie": f"{COOKIE}={state[1]}"},
+                            params={"state": state[1], "code": slack.approve(team)})
+        assert done.status_code == 200 and f"Team {team}" in done.text
+    log = (tmp_path / "bot.log").read_text()
+    assert "installs on /slack/install" in log
+    assert slack.grant_of(team).token not in log and CLIENT_SECRET not in log and KEY not in log
 
 
 def test_settings_choose_the_mode_from_the_variables() -> None:
