@@ -107,7 +107,8 @@ def start(settings: BotSettings) -> App:
     """
     queue = JobQueue.from_url(settings.redis_url, namespace=settings.namespace,
                               max_per_user=settings.max_per_user, max_per_channel=settings.max_per_channel,
-                              max_per_team=settings.max_per_team)
+                              max_per_team=settings.max_per_team,
+                              team_slots=settings.team_slots if settings.oauth is not None else 0)
     installations, states = open_installations(settings)
     services = Services.create(settings, queue, installations)
     Delivery(services.flow).start()

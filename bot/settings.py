@@ -48,6 +48,7 @@ class BotSettings:
     max_per_user: int = defaults.MAX_PER_USER
     max_per_channel: int = defaults.MAX_PER_CHANNEL
     max_per_team: int = defaults.MAX_PER_TEAM
+    team_slots: int = defaults.TEAM_SLOTS  # only with many workspaces (`oauth`)
     reply_deadline_s: float = defaults.REPLY_DEADLINE_S
     slack_retry_s: float = defaults.SLACK_RETRY_S
     delivery_threads: int = defaults.DELIVERY_THREADS
@@ -75,8 +76,8 @@ class BotSettings:
         SLACK_SIGNING_SECRET in HTTP mode (BOT_MODE=http). Optional: SLACK_API_URL, PORT,
         REDIS_URL, QA_NAMESPACE, QA_MAX_FILE_BYTES, QA_MAX_PDF_PAGES, QA_PDF_CPU_S,
         QA_PDF_MEMORY_MB, QA_PDF_TIMEOUT_S, QA_PDF_READERS, QA_DOWNLOAD_TIMEOUT_S,
-        QA_DOC_CACHE_TTL_S, QA_MAX_PER_USER, QA_MAX_PER_CHANNEL, QA_MAX_PER_TEAM, QA_REPLY_DEADLINE_S, QA_SLACK_RETRY_S,
-        QA_DELIVERY_THREADS, QA_PROGRESS_AFTER_S; HTTP mode
+        QA_DOC_CACHE_TTL_S, QA_MAX_PER_USER, QA_MAX_PER_CHANNEL, QA_MAX_PER_TEAM, QA_TEAM_SLOTS (many
+        workspaces only), QA_REPLY_DEADLINE_S, QA_SLACK_RETRY_S, QA_DELIVERY_THREADS, QA_PROGRESS_AFTER_S; HTTP mode
         only: BIND_HOST, WEB_CONCURRENCY,
         QA_HTTP_MAX_BODY_BYTES, QA_HTTP_TIMEOUT_S, QA_HTTP_BUFFER_BYTES (see `bot.http`);
         defaults in `explain_core.defaults`.
@@ -123,6 +124,7 @@ class BotSettings:
             max_per_user=env.integer("QA_MAX_PER_USER", defaults.MAX_PER_USER, low=1),
             max_per_channel=env.integer("QA_MAX_PER_CHANNEL", defaults.MAX_PER_CHANNEL, low=1),
             max_per_team=env.integer("QA_MAX_PER_TEAM", defaults.MAX_PER_TEAM, low=1),
+            team_slots=env.integer("QA_TEAM_SLOTS", defaults.TEAM_SLOTS, low=1),
             reply_deadline_s=_reply_deadline(env),
             slack_retry_s=env.number("QA_SLACK_RETRY_S", defaults.SLACK_RETRY_S, low=0.0),
             delivery_threads=env.integer("QA_DELIVERY_THREADS", defaults.DELIVERY_THREADS, low=1),

@@ -30,6 +30,10 @@ MAX_PER_CHANNEL = 20  # QA_MAX_PER_CHANNEL: unanswered questions in one channel 
 # QA_MAX_PER_TEAM: unanswered questions of one workspace, so that one workspace's burst holds at most this
 # many questions in front of another workspace's first (a deployment serving many; bot/workspaces.py)
 MAX_PER_TEAM = 100
+# QA_TEAM_SLOTS: with many workspaces, one workspace's jobs in the queue's stream at once; its further askers
+# wait their turn outside it, so workspaces take turns (explain_core/queue/protocol.py). About the questions
+# the workers answer at once (QA_BATCH_SIZE per worker): fewer leaves workers idle when one workspace asks alone.
+TEAM_SLOTS = 8
 
 # -- the worker -------------------------------------------------------------------------------
 BATCH_SIZE = 8  # QA_BATCH_SIZE: jobs answered together in shared forward passes
