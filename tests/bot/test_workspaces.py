@@ -156,10 +156,17 @@ def _content(client: redis.Redis, key: str) -> list[Any]:
 
 
 def uninstall(bot: BotUnderTest, team: str, kind: str = "app_uninstalled") -> None:
+    """Slack revokes the team's tokens and tells the bot; returns once the installation is gone."""
     bot.fake.revoke(team)
     event = {"type": kind, **({"tokens": {"bot": ["UBOT"]}} if kind == "tokens_revoked" else {})}
     envelope = {**event_callback(event), "team_id": team, "authorizations": []}
     assert bot.post(json.dumps(envelope), "application/json").status == 200
+    wait_until(lambda: installed(bot, team) is None, what=f"{team}'s installation deleted")
+
+
+def installed(bot: BotUnderTest, team: str) -> Any:
+    assert bot.installations is not None
+    return bot.installations.store.find_installation(enterprise_id=None, team_id=team)
 
 
 # -- the tests -------------------------------------------------------------------------------------
@@ -191,9 +198,6 @@ def test_two_workspaces_each_answered_with_its_own_token_and_an_uninstall_forget
         before = traces(bot.queue.redis, namespace, team_b)
         assert before  # documents, answers, recent questions, placeholders: there was something to forget
         uninstall(bot, team_b)
-        store = bot.installations.store  # type: ignore[union-attr]
-        wait_until(lambda: store.find_installation(enterprise_id=None, team_id=team_b) is None,
-                   what="B's installation deleted")
         wait_until(lambda: "app_uninstalled: forgot" in caplog.text, what="the purge")
         answer_jobs(bot.queue)  # the worker answers B's waiting job: nobody posts it
         wait_until(lambda: bot.queue.redis.xlen(bot.queue.keys.results) == 0, what="the result dropped and acked")
@@ -296,10 +300,7 @@ def test_unknown_team_and_revoked_token_mid_delivery_each_have_a_clear_outcome(
         assert not [c for c in slack.calls() if stranger in (c.args.get("channel"), c.args.get("channel_id"))]
         # Then Slack tells the bot: B's installation goes.
         uninstall(bot, team_b, "tokens_revoked")
-        store = bot.installations.store  # type: ignore[union-attr]
-        wait_until(lambda: store.find_installation(enterprise_id=None, team_id=team_b) is None,
-                   what="B's installation deleted")
-        assert store.find_installation(enterprise_id=None, team_id=team_a) is not None
+        assert installed(bot, team_a) is not None
     finally:
         bot.close()
 
@@ -324,7 +325,7 @@ def test_a_token_that_expires_while_its_question_waits_is_refreshed_before_the_a
         slack.wait_for(lambda: answered(slack, channel), what="the answer")
         fresh = slack.grant_of(team)
         assert fresh.token != first.token and answered(slack, channel)[0].token == fresh.token
-        stored = bot.installations.store.find_installation(enterprise_id=None, team_id=team)  # type: ignore
+        stored = installed(bot, team)
         assert stored is not None and stored.bot_token == fresh.token  # the refreshed token was saved
     finally:
         bot.close()
