@@ -23,9 +23,13 @@ from typing import Any
 
 import redis
 from slack_bolt import App, BoltContext
+from slack_bolt.authorization.authorize import InstallationStoreAuthorize
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.oauth.state_store import OAuthStateStore
 
 from bot.http import EVENTS_PATH, SlackFront, serve
+from bot.installs import oauth_settings, open_stores
 from bot.listeners import register_listeners
 from bot.metrics import process_metrics, serving_registry, shared_between
 from bot.outcome.delivery import Delivery
@@ -33,6 +37,8 @@ from bot.outcome.progress import LiveProgress
 from bot.outcome.sweeper import Sweeper
 from bot.services import CONTEXT_KEY, Services, web_client
 from bot.settings import SETUP_SECTION, BotSettings
+from bot.workspaces import Installations
+from explain_core.errors import ConfigError
 from explain_core.ops import Check, OpsServer, configure_logging, log_format, redis_check
 from explain_core.queue import JobQueue
 from explain_core.settings import read_or_exit
@@ -43,27 +49,44 @@ LISTENER_THREADS = 16
 SCRAPE_TIMEOUT_S = 5  # a scrape reads a few Redis counts; a Redis that hangs must not hang the scraper
 
 
-def build_app(settings: BotSettings, services: Services) -> App:
+def build_app(settings: BotSettings, services: Services, states: OAuthStateStore | None = None) -> App:
     """The Bolt app with every listener, each handed `services` through the context.
+
+    One workspace (SLACK_BOT_TOKEN) or many: with `services.flow.installations` (and the OAuth
+    `states`), Bolt's OAuth flow installs the app on `/slack/install` and `/slack/oauth_redirect`
+    and each request is authorized with its workspace's installation.
 
     It checks no signatures: in HTTP mode `bot.http.SlackFront` does, before Bolt sees a byte
     (Bolt's own check logs a forged body whole), and Socket Mode has none to check. Serve it
     only through `SlackFront` or Socket Mode.
     """
-    app = App(
+    common: dict[str, Any] = {
+        "process_before_response": True,  # ack parts run before the response; work is lazy
+        "request_verification_enabled": False,
+        "listener_executor": ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener"),
+    }
+    installations = services.flow.installations
+    if installations is None:
         # The token, not `client=`: Bolt also reads SLACK_BOT_TOKEN and warns at every start when
         # given a client as well (bolt-python#983). Its own client, used only for its auth.test
         # (main() has checked the token already), is pointed where ours points just below.
-        token=settings.bot_token,
-        token_verification_enabled=False,
-        process_before_response=True,  # ack parts run before the response; work is lazy
-        request_verification_enabled=False,
-        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener"),
-    )
-    # Bolt copies these into each request's client, as it does for a client it is given.
-    app.client.base_url = services.client.base_url  # SLACK_API_URL
-    app.client.timeout = services.client.timeout
-    app.client.retry_handlers = services.client.retry_handlers
+        app = App(token=settings.bot_token, token_verification_enabled=False, **common)
+        app.client.base_url = services.client.base_url  # SLACK_API_URL
+        app.client.timeout = services.client.timeout
+        app.client.retry_handlers = services.client.retry_handlers
+    else:
+        if settings.oauth is None or states is None:
+            raise ValueError("many workspaces need SLACK_CLIENT_ID/SLACK_CLIENT_SECRET and a state store")
+        # Bolt copies this client's settings into each request's client (with its workspace's token),
+        # and authorizes, installs and rotates tokens through it: all at SLACK_API_URL.
+        client = WebClient(base_url=settings.api_url, timeout=services.client.timeout,
+                           retry_handlers=services.client.retry_handlers)
+        app = App(client=client, oauth_settings=oauth_settings(settings.oauth, installations.store, states),
+                  authorize=InstallationStoreAuthorize(  # type: ignore[arg-type]  # Bolt takes its own Authorize
+                      logger=log, installation_store=installations.store, client_id=settings.oauth.client_id,
+                      client_secret=settings.oauth.client_secret, client=client, cache_enabled=True,
+                      token_rotation_expiration_minutes=settings.oauth.token_rotation_minutes),
+                  **common)
 
     @app.middleware
     def attach_services(context: BoltContext, next: Callable[[], Any]) -> Any:  # noqa: A002 - Bolt's name
@@ -74,6 +97,15 @@ def build_app(settings: BotSettings, services: Services) -> App:
     return app
 
 
+def open_installations(settings: BotSettings) -> tuple[Installations | None, OAuthStateStore | None]:
+    """Many workspaces (`settings.oauth`): the installations and the install flow's states, from
+    DATABASE_URL; (None, None) for SLACK_BOT_TOKEN's one workspace. ConfigError for a bad key or URL."""
+    if settings.oauth is None:
+        return None, None
+    stores = open_stores(settings.oauth)
+    return Installations(stores.installations, settings.oauth, web_client(settings, retries=False)), stores.states
+
+
 def start(settings: BotSettings) -> App:
     """The bot of this process: its services built, its result consumer and sweeper running.
 
@@ -81,12 +113,15 @@ def start(settings: BotSettings) -> App:
     process (`http_app_from_env`), after it starts, because the consumer is a thread.
     """
     queue = JobQueue.from_url(settings.redis_url, namespace=settings.namespace,
-                              max_per_user=settings.max_per_user, max_per_channel=settings.max_per_channel)
-    services = Services.create(settings, queue, process_metrics())
+                              max_per_user=settings.max_per_user, max_per_channel=settings.max_per_channel,
+                              max_per_team=settings.max_per_team,
+                              team_slots=settings.team_slots if settings.oauth is not None else 0)
+    installations, states = open_installations(settings)
+    services = Services.create(settings, queue, process_metrics(), installations)
     Delivery(services.flow).start()
     Sweeper(services.flow).start()
     LiveProgress(services.flow).start()
-    return build_app(settings, services)
+    return build_app(settings, services, states)
 
 
 def http_app_from_env() -> SlackFront:
@@ -130,7 +165,14 @@ def check_slack(settings: BotSettings) -> str | None:
     """Why Slack will not take this bot, in one line for a person, or None: a token it rejects
     (auth.test; in Socket Mode apps.connections.open, which only hands out a URL) or Slack out
     of reach. Asked once without retries, before anything starts, so that a mistake is one
-    line at once rather than a logged retry storm or slack_sdk's ERROR at connect."""
+    line at once rather than a logged retry storm or slack_sdk's ERROR at connect. With many
+    workspaces there is no token to check yet: the installations' database and key are."""
+    if settings.oauth is not None:
+        try:
+            open_stores(settings.oauth).close()
+        except ConfigError as exc:
+            return str(exc)
+        return None
     client = web_client(settings, retries=False)
     try:
         client.auth_test()
@@ -157,8 +199,9 @@ def main() -> int:
         print(f"qa-bot: {problem}", file=sys.stderr)
         return 2
     if settings.mode == "http":
-        log.info("starting in HTTP mode on %s port %d (path %s), %d process(es)", settings.bind_host,
-                 settings.port, EVENTS_PATH, settings.web_concurrency)
+        log.info("starting in HTTP mode on %s port %d (path %s), %d process(es)%s", settings.bind_host,
+                 settings.port, EVENTS_PATH, settings.web_concurrency,
+                 f"; installs on {settings.oauth.install_path}" if settings.oauth else "")
         with shared_between(settings.web_concurrency):  # before Hypercorn starts its processes
             serve_ops(settings)
             serve(settings)

@@ -17,6 +17,9 @@ size, before its signature was checked (issue 10). Here:
   hands the request to the sync Bolt app on a small thread pool, so the event loop never
   waits for Bolt. Bolt's own signature check is off (`bot.app.build_app`): it logs a forged
   body whole, and this front has checked before Bolt sees anything.
+- With many workspaces (`bot.installs`), Bolt's install flow answers GETs on its two paths
+  (`/slack/install`, `/slack/oauth_redirect`): only a GET without a body and with a short
+  query gets there, served on the same pool (it asks the database and Slack).
 - No body is ever logged: a refusal is one line with its status and reason.
 
 Several serving processes (`WEB_CONCURRENCY`) are Hypercorn's workers; each builds its own
@@ -48,6 +51,8 @@ MAX_CLOCK_SKEW_S = 5 * 60  # Slack's replay window, as slack_sdk's SignatureVeri
 # Bolt's part of a request is CPU only (acks; the work is lazy, on Bolt's listener pool), so a few
 # threads keep up with any rate a workspace sends; requests wait here, never in the event loop.
 DISPATCH_THREADS = 8
+# Slack's OAuth redirect carries a code and a state (and an error, when the install was cancelled).
+MAX_QUERY_BYTES = 2048
 
 Scope = Mapping[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -76,6 +81,9 @@ class SlackFront:
         self._budget = settings.http_buffer_bytes
         self._buffered = 0  # body bytes held by requests in progress (one event loop: no lock)
         self._pool = ThreadPoolExecutor(max_workers=DISPATCH_THREADS, thread_name_prefix="http")
+        self._oauth = app.oauth_flow  # many workspaces: Bolt's install flow, on its two GET paths
+        self._oauth_paths = frozenset({self._oauth.install_path, self._oauth.redirect_uri_path}) \
+            if self._oauth is not None else frozenset()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -86,6 +94,9 @@ class SlackFront:
             await send({"type": "websocket.close", "code": 1008})  # refused before the handshake: 403
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] in self._oauth_paths:
+            await _respond(send, await self._install_page(scope, _headers(scope)))
+            return
         body = bytearray()  # counted in the shared budget until the request is answered
         try:
             headers = _headers(scope)
@@ -98,9 +109,31 @@ class SlackFront:
             response = BoltResponse(status=refusal.status, body=refusal.reason)
         finally:
             self._buffered -= len(body)
-        message = AsgiHttpResponse(status=response.status, headers=response.headers, body=response.body)
-        await send(message.get_response_start())
-        await send(message.get_response_body())
+        await _respond(send, response)
+
+    async def _install_page(self, scope: Scope, headers: Mapping[str, str]) -> BoltResponse:
+        """A page of Bolt's install flow: a GET with no body and a short query (Slack's redirect
+        carries a code and a state), served on the pool since it asks the database and Slack."""
+        assert self._oauth is not None
+        try:
+            if scope["method"] != "GET":
+                raise Refused(405, "only GET")
+            if headers.get("content-length", "0") != "0" or "transfer-encoding" in headers:
+                raise Refused(413, "no body expected")
+            query: bytes = scope.get("query_string", b"")
+            if len(query) > MAX_QUERY_BYTES:
+                raise Refused(414, f"a query longer than {MAX_QUERY_BYTES} bytes")
+        except Refused as refusal:
+            log.info("refused an install page request: %d %s", refusal.status, refusal.reason)
+            return BoltResponse(status=refusal.status, body=refusal.reason)
+        request = BoltRequest(body="", query=query.decode("latin-1"), headers={**headers})
+        flow = self._oauth
+        handle = flow.handle_installation if scope["path"] == flow.install_path else flow.handle_callback
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, handle, request)
+        except Exception as exc:  # the database or Slack out of reach: the installer may try again
+            log.error("the install page failed: %s", type(exc).__name__)
+            return BoltResponse(status=503, body="The install is unavailable right now. Please try again later.")
 
     def _admit(self, method: str, path: str, headers: Mapping[str, str]) -> int:
         """The body's length, if the headers can be Slack's; `Refused` otherwise."""
@@ -171,6 +204,12 @@ class SlackFront:
                 self._pool.shutdown(wait=False)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+async def _respond(send: Send, response: BoltResponse) -> None:
+    message = AsgiHttpResponse(status=response.status, headers=response.headers, body=response.body)
+    await send(message.get_response_start())
+    await send(message.get_response_body())
 
 
 def _headers(scope: Scope) -> dict[str, str]:

@@ -9,6 +9,7 @@ Listeners use `client` (forms), `intake`, `documents`, `followups` (an answer's 
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,22 +31,29 @@ from bot.settings import BotSettings
 from bot.ui.answers import Answers, Recent
 from bot.ui.followups import FollowUps
 from bot.ui.home import Home
+from bot.workspaces import Installations, ScopedClient, Workspace
 from explain_core.queue import JobQueue
 from explain_core.queue.feedback import Votes
+from explain_core.queue.purge import forget_team
 
 CONTEXT_KEY = "qa_services"
 REPLY_TIMEOUT_S = 30  # a slow Slack that still answers is waited for, rather than asked twice
 
 
-def web_client(settings: BotSettings, *, retries: bool = True, timeout: int = 15) -> WebClient:
+def web_client(settings: BotSettings, *, retries: bool = True, timeout: int = 15,
+               installations: Installations | None = None) -> WebClient:
     """The Web API client: base URL from SLACK_API_URL. With `retries`, slack_sdk's own retry
     handlers for connection errors, rate limits (429, honouring Retry-After) and 5xx, for the
-    idempotent reads of listeners; the reply flow has its own, longer policy (`bot.outcome.replies`)."""
+    idempotent reads of listeners; the reply flow has its own, longer policy (`bot.outcome.replies`).
+    With `installations` (many workspaces) its token is the workspace in scope's (`bot.workspaces`),
+    else SLACK_BOT_TOKEN."""
     handlers = [
         ConnectionErrorRetryHandler(max_retry_count=2),
         RateLimitErrorRetryHandler(max_retry_count=3),
         ServerErrorRetryHandler(max_retry_count=2),
     ] if retries else []
+    if installations is not None:
+        return ScopedClient(installations, base_url=settings.api_url, timeout=timeout, retry_handlers=handlers)
     return WebClient(token=settings.bot_token, base_url=settings.api_url, timeout=timeout, retry_handlers=handlers)
 
 
@@ -65,17 +73,24 @@ class ReplyFlow:
     edits: StatusEdits
     answers: Answers
     metrics: BotMetrics
+    installations: Installations | None = None  # many workspaces; None: SLACK_BOT_TOKEN's one
 
     @classmethod
-    def create(cls, settings: BotSettings, queue: JobQueue, metrics: BotMetrics) -> ReplyFlow:
+    def create(cls, settings: BotSettings, queue: JobQueue, metrics: BotMetrics,
+               installations: Installations | None = None) -> ReplyFlow:
         stopping = threading.Event()
-        client = web_client(settings, retries=False, timeout=REPLY_TIMEOUT_S)
-        return cls(queue=queue, settings=settings,
+        client = web_client(settings, retries=False, timeout=REPLY_TIMEOUT_S, installations=installations)
+        return cls(queue=queue, settings=settings, installations=installations,
                    replier=Replier(client, settings.api_url, settings.slack_retry_s, stopping, metrics),
                    tracker=Tracker(queue.redis, queue.keys), outcomes=Outcomes(queue.redis, queue.keys, metrics),
                    lanes=Lanes(settings.delivery_threads), stopping=stopping,
                    edits=StatusEdits(queue.redis, queue.keys),
                    answers=Answers(queue.redis, queue.keys, settings.doc_cache_ttl_s), metrics=metrics)
+
+    def serves(self, workspace: Workspace) -> bool:
+        """Whether replies to `workspace` may still be posted: False once it uninstalled the app
+        (or revoked its tokens), when its questions are dropped without a word."""
+        return self.installations is None or self.installations.installed(workspace)
 
     def close(self) -> None:
         self.stopping.set()
@@ -97,17 +112,28 @@ class Services:
     home: Home
 
     @classmethod
-    def create(cls, settings: BotSettings, queue: JobQueue, metrics: BotMetrics | None = None) -> Services:
+    def create(cls, settings: BotSettings, queue: JobQueue, metrics: BotMetrics | None = None,
+               installations: Installations | None = None) -> Services:
         """`metrics`: the process's (`bot.metrics.process_metrics`, what its port serves); a test's own by default."""
-        client = web_client(settings)
+        client = web_client(settings, installations=installations)
         documents = Documents(FileReader(client, settings), client, queue.redis, queue.keys, settings.doc_cache_ttl_s)
-        flow = ReplyFlow.create(settings, queue, metrics or BotMetrics())
+        flow = ReplyFlow.create(settings, queue, metrics or BotMetrics(), installations)
         recent = Recent(queue.redis, queue.keys, settings.doc_cache_ttl_s)
         intake = Intake(queue, flow.replier, flow.tracker, flow.outcomes, documents, recent, settings.reply_deadline_s,
                         flow.metrics)
         followups = FollowUps(queue, flow.answers, Votes(queue.redis, queue.keys), documents, intake, flow.replier,
                               settings.doc_cache_ttl_s, settings.reply_deadline_s)
         return cls(client, intake, documents, followups, flow, home=Home(client, queue, recent, flow.outcomes))
+
+    def forget(self, workspace: Workspace) -> Counter[str]:
+        """`workspace` uninstalled the app (or revoked its bot token): delete its installation, then
+        everything kept of its team in Redis (`explain_core.queue.purge`); its questions still in
+        line are dropped unposted by the delivery and the sweeper (`ReplyFlow.serves`)."""
+        if self.flow.installations is not None:
+            self.flow.installations.forget(workspace)
+        if workspace.team_id is None:  # an org-wide install: its teams' records expire with their TTLs
+            return Counter()
+        return forget_team(self.flow.queue.redis, self.flow.queue.keys, workspace.team_id)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Services:
         # Bolt deep-copies the context for lazy listeners; these objects are thread-safe

@@ -29,7 +29,7 @@ class BotSettings:
     `mode` is one of `MODES`. `repr` hides the secrets so a settings object can be logged safely.
     """
 
-    bot_token: str
+    bot_token: str | None = None
     mode: str = defaults.BOT_MODE
     app_token: str | None = None
     signing_secret: str | None = None
@@ -47,6 +47,8 @@ class BotSettings:
     doc_cache_ttl_s: int = defaults.DOC_CACHE_TTL_S
     max_per_user: int = defaults.MAX_PER_USER
     max_per_channel: int = defaults.MAX_PER_CHANNEL
+    max_per_team: int = defaults.MAX_PER_TEAM
+    team_slots: int = defaults.TEAM_SLOTS  # only with many workspaces (`oauth`)
     reply_deadline_s: float = defaults.REPLY_DEADLINE_S
     slack_retry_s: float = defaults.SLACK_RETRY_S
     delivery_threads: int = defaults.DELIVERY_THREADS
@@ -60,6 +62,7 @@ class BotSettings:
     http_buffer_bytes: int = defaults.HTTP_BUFFER_BYTES
     metrics_port: int = defaults.BOT_METRICS_PORT
     metrics_host: str = defaults.METRICS_HOST
+    oauth: OAuthConfig | None = None
 
     def __repr__(self) -> str:
         return (f"BotSettings(mode={self.mode!r}, api_url={self.api_url!r}, port={self.port}, "
@@ -69,13 +72,15 @@ class BotSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BotSettings:
         """Read the environment (see .env.example); raise ConfigError naming what is missing.
 
-        SLACK_BOT_TOKEN always; SLACK_APP_TOKEN in Socket Mode (BOT_MODE=socket, the default);
+        SLACK_BOT_TOKEN for one workspace, or else SLACK_CLIENT_ID and SLACK_CLIENT_SECRET for
+        many (HTTP mode only; see `OAuthConfig.from_env`); SLACK_APP_TOKEN in Socket Mode
+        (BOT_MODE=socket, the default);
         SLACK_SIGNING_SECRET in HTTP mode (BOT_MODE=http). Optional: SLACK_API_URL, PORT,
         REDIS_URL, QA_NAMESPACE, QA_MAX_FILE_BYTES, QA_MAX_PDF_PAGES, QA_PDF_CPU_S,
         QA_PDF_MEMORY_MB, QA_PDF_TIMEOUT_S, QA_PDF_READERS, QA_DOWNLOAD_TIMEOUT_S,
-        QA_DOC_CACHE_TTL_S, QA_MAX_PER_USER, QA_MAX_PER_CHANNEL, QA_REPLY_DEADLINE_S, QA_SLACK_RETRY_S,
-        QA_DELIVERY_THREADS, QA_PROGRESS_AFTER_S, QA_BOT_METRICS_PORT (0: no /metrics, /healthz,
-        /readyz), QA_METRICS_HOST; HTTP mode
+        QA_DOC_CACHE_TTL_S, QA_MAX_PER_USER, QA_MAX_PER_CHANNEL, QA_MAX_PER_TEAM, QA_TEAM_SLOTS (many
+        workspaces only), QA_REPLY_DEADLINE_S, QA_SLACK_RETRY_S, QA_DELIVERY_THREADS, QA_PROGRESS_AFTER_S,
+        QA_BOT_METRICS_PORT (0: no /metrics, /healthz, /readyz), QA_METRICS_HOST; HTTP mode
         only: BIND_HOST, WEB_CONCURRENCY,
         QA_HTTP_MAX_BODY_BYTES, QA_HTTP_TIMEOUT_S, QA_HTTP_BUFFER_BYTES (see `bot.http`);
         defaults in `explain_core.defaults`.
@@ -83,8 +88,12 @@ class BotSettings:
         env = Env(environ)
         mode = env.choice("BOT_MODE", defaults.BOT_MODE, MODES)
         bot_token = env.optional("SLACK_BOT_TOKEN")
-        if not bot_token:
+        oauth = None if bot_token else OAuthConfig.from_env(env)
+        if not bot_token and oauth is None:
             raise ConfigError("SLACK_BOT_TOKEN is not set (the xoxb-... token from OAuth & Permissions)")
+        if oauth is not None and mode != "http":
+            raise ConfigError("SLACK_CLIENT_ID and SLACK_CLIENT_SECRET serve many workspaces, which needs "
+                              "BOT_MODE=http (Socket Mode serves one workspace: set SLACK_BOT_TOKEN for it)")
         app_token = env.optional("SLACK_APP_TOKEN")
         signing_secret = env.optional("SLACK_SIGNING_SECRET")
         if mode == "socket" and not app_token:
@@ -117,6 +126,8 @@ class BotSettings:
             doc_cache_ttl_s=env.integer("QA_DOC_CACHE_TTL_S", defaults.DOC_CACHE_TTL_S, low=1),
             max_per_user=env.integer("QA_MAX_PER_USER", defaults.MAX_PER_USER, low=1),
             max_per_channel=env.integer("QA_MAX_PER_CHANNEL", defaults.MAX_PER_CHANNEL, low=1),
+            max_per_team=env.integer("QA_MAX_PER_TEAM", defaults.MAX_PER_TEAM, low=1),
+            team_slots=env.integer("QA_TEAM_SLOTS", defaults.TEAM_SLOTS, low=1),
             reply_deadline_s=_reply_deadline(env),
             slack_retry_s=env.number("QA_SLACK_RETRY_S", defaults.SLACK_RETRY_S, low=0.0),
             delivery_threads=env.integer("QA_DELIVERY_THREADS", defaults.DELIVERY_THREADS, low=1),
@@ -128,6 +139,7 @@ class BotSettings:
             http_buffer_bytes=env.integer("QA_HTTP_BUFFER_BYTES", defaults.HTTP_BUFFER_BYTES, low=1),
             metrics_port=env.integer("QA_BOT_METRICS_PORT", defaults.BOT_METRICS_PORT, low=0),
             metrics_host=env.text("QA_METRICS_HOST", defaults.METRICS_HOST),
+            oauth=oauth,
         )
 
     @property
@@ -139,6 +151,67 @@ class BotSettings:
         """
         api = urlparse(self.api_url)
         return frozenset({("https", SLACK_FILE_HOST), (api.scheme, api.netloc)})
+
+
+@dataclass(frozen=True)
+class OAuthConfig:
+    """Many workspaces: Slack's OAuth install (Bolt's `OAuthSettings`) and where installations live.
+
+    Read from Bolt's own variables (SLACK_CLIENT_ID, SLACK_CLIENT_SECRET, SLACK_SCOPES,
+    SLACK_REDIRECT_URI, SLACK_INSTALL_PATH, SLACK_REDIRECT_URI_PATH) so Slack's documentation
+    applies as written, plus DATABASE_URL (an SQLAlchemy URL; unset, a SQLite file under data/),
+    QA_TOKEN_KEY (the Fernet key that encrypts tokens at rest), QA_OAUTH_STATE_S,
+    QA_TOKEN_CACHE_S and QA_TOKEN_ROTATION_MINUTES. `repr` hides the secrets.
+    """
+
+    client_id: str
+    client_secret: str
+    token_key: str
+    scopes: tuple[str, ...]
+    database_url: str
+    redirect_uri: str | None = None
+    install_path: str = "/slack/install"
+    redirect_uri_path: str = "/slack/oauth_redirect"
+    state_expiration_s: int = defaults.OAUTH_STATE_S
+    token_cache_s: float = defaults.TOKEN_CACHE_S
+    token_rotation_minutes: int = defaults.TOKEN_ROTATION_MINUTES
+
+    def __repr__(self) -> str:
+        return f"OAuthConfig(client_id={self.client_id!r}, scopes={self.scopes!r}, secrets=<hidden>)"
+
+    @classmethod
+    def from_env(cls, env: Env) -> OAuthConfig | None:
+        """None unless both SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are set."""
+        client_id, client_secret = env.optional("SLACK_CLIENT_ID"), env.optional("SLACK_CLIENT_SECRET")
+        if not (client_id and client_secret):
+            return None
+        token_key = env.optional("QA_TOKEN_KEY")
+        if not token_key:
+            raise ConfigError("QA_TOKEN_KEY is not set: installations' tokens are encrypted at rest with it; make one "
+                              "with `python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key()"
+                              ".decode())'` and keep it with your other secrets")
+        scopes = env.names("SLACK_SCOPES") or MANIFEST_SCOPES
+        return cls(client_id=client_id, client_secret=client_secret, token_key=token_key, scopes=scopes,
+                   database_url=env.optional("DATABASE_URL") or f"sqlite:///{defaults.DATABASE_FILE}",
+                   redirect_uri=env.optional("SLACK_REDIRECT_URI"),
+                   install_path=_path(env, "SLACK_INSTALL_PATH", "/slack/install"),
+                   redirect_uri_path=_path(env, "SLACK_REDIRECT_URI_PATH", "/slack/oauth_redirect"),
+                   state_expiration_s=env.integer("QA_OAUTH_STATE_S", defaults.OAUTH_STATE_S, low=1),
+                   token_cache_s=env.number("QA_TOKEN_CACHE_S", defaults.TOKEN_CACHE_S, low=0.0),
+                   token_rotation_minutes=env.integer("QA_TOKEN_ROTATION_MINUTES", defaults.TOKEN_ROTATION_MINUTES,
+                                                      low=1))
+
+
+# The bot scopes of manifest.json (tests/bot/test_workspaces.py keeps the two equal).
+MANIFEST_SCOPES = ("app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history",
+                   "chat:write", "chat:write.public", "channels:join", "commands", "files:read", "files:write")
+
+
+def _path(env: Env, name: str, default: str) -> str:
+    path = env.text(name, default)
+    if not path.startswith("/") or path == "/slack/events":
+        raise ConfigError(f"{name} must be a path of its own starting with /, got {path!r}")
+    return path
 
 
 def _reply_deadline(env: Env) -> float:

@@ -27,6 +27,13 @@ MAX_BACKLOG = 10_000  # unfinished jobs before new ones are refused as busy
 RESULT_RECLAIM_S = 60.0  # a result left unacked this long by a dead bot goes to another
 MAX_PER_USER = 3  # QA_MAX_PER_USER: unanswered questions one person may have (one runs, the rest wait)
 MAX_PER_CHANNEL = 20  # QA_MAX_PER_CHANNEL: unanswered questions in one channel or DM
+# QA_MAX_PER_TEAM: unanswered questions of one workspace, so that one workspace's burst holds at most this
+# many questions in front of another workspace's first (a deployment serving many; bot/workspaces.py)
+MAX_PER_TEAM = 100
+# QA_TEAM_SLOTS: with many workspaces, one workspace's jobs in the queue's stream at once; its further askers
+# wait their turn outside it, so workspaces take turns (explain_core/queue/protocol.py). About the questions
+# the workers answer at once (QA_BATCH_SIZE per worker): fewer leaves workers idle when one workspace asks alone.
+TEAM_SLOTS = 8
 
 # -- the worker -------------------------------------------------------------------------------
 BATCH_SIZE = 8  # QA_BATCH_SIZE: jobs answered together in shared forward passes
@@ -69,6 +76,15 @@ WEB_CONCURRENCY = 1  # WEB_CONCURRENCY: serving processes, each with its own res
 HTTP_MAX_BODY_BYTES = 1024 * 1024
 HTTP_TIMEOUT_S = 5.0  # QA_HTTP_TIMEOUT_S: a request's headers, then its body, must each arrive within this
 HTTP_BUFFER_BYTES = 32 * 1024 * 1024  # QA_HTTP_BUFFER_BYTES: request bodies held at once, all connections
+
+# -- many workspaces: HTTP mode with Slack's OAuth install (bot/workspaces.py, bot/installs.py) ----------
+# DATABASE_URL: the installations and OAuth states (an SQLAlchemy URL); unset, a SQLite file of one machine.
+DATABASE_FILE = "data/installations.sqlite3"
+OAUTH_STATE_S = 600  # QA_OAUTH_STATE_S: an install link's state is good this long, and once
+TOKEN_CACHE_S = 60.0  # QA_TOKEN_CACHE_S: a workspace's bot token is looked up again after this long
+# QA_TOKEN_ROTATION_MINUTES: with token rotation on, a bot token this close to expiring is refreshed
+# before use (Bolt's token_rotation_expiration_minutes; Slack's tokens live 12 hours).
+TOKEN_ROTATION_MINUTES = 120
 
 # -- operations: metrics, health probes, logs (explain_core/ops.py) ---------------------------------
 METRICS_HOST = "127.0.0.1"  # QA_METRICS_HOST: /metrics, /healthz, /readyz are unauthenticated: loopback unless told

@@ -45,12 +45,12 @@ class Busy(Refusal):
 
 
 class Limited(Refusal):
-    """One asker (code "user_limit") or one channel ("channel_limit") already has `limit`
-    questions unanswered. Refused before anything is posted, so a flood costs the channel
-    nothing and never sits in front of other people's questions."""
+    """One asker (code "user_limit"), one channel ("channel_limit") or one workspace
+    ("team_limit") already has `limit` questions unanswered. Refused before anything is posted,
+    so a flood costs the channel nothing and never sits in front of other people's questions."""
 
     def __init__(self, code: str, limit: int) -> None:
-        who = "you have" if code == "user_limit" else "this channel has"
+        who = {"user_limit": "you have", "channel_limit": "this channel has"}.get(code, "this workspace has")
         super().__init__(code, f"{who} {limit} question{'s' if limit != 1 else ''} waiting for an answer "
                                "already; ask again when one of them is answered")
         self.limit = limit

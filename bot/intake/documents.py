@@ -36,6 +36,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.intake.files import SEPARATOR, SUPPORTED_HELP, FileReader, NamedText
 from bot.intake.parsing import slack_to_plain
+from bot.workspaces import Workspace, current
 from explain_core.codec import dumps, from_object, to_object
 from explain_core.errors import InputError, Unavailable
 from explain_core.queue import Keys
@@ -92,7 +93,8 @@ class Documents:
         self._redis = redis_client
         self._keys = keys
         self._ttl_s = ttl_s
-        self._me: frozenset[str] | None = None  # the bot's own user and bot ids, from auth.test
+        # The bot's own user and bot ids, from auth.test, by workspace (each installation has its own).
+        self._me: dict[Workspace | None, frozenset[str]] = {}
 
     def read_message(self, message: dict[str, Any]) -> Document:
         """The message's text plus the text of its supported files, refused (InputError) unless
@@ -182,15 +184,17 @@ class Documents:
         """Whether the bot itself posted `message` (its ids are asked of Slack once)."""
         if not message.get("bot_id"):
             return False  # a person's message
-        if self._me is None:
+        workspace = current()
+        me = self._me.get(workspace)
+        if me is None:
             try:
                 auth = self._client.auth_test()
             except SlackApiError as exc:
                 raise InputError("thread_unreadable",
                                  f"I can't read this thread right now (Slack said: {exc.response.get('error')}). "
                                  "Please ask again in a minute.") from None
-            self._me = frozenset(str(auth[name]) for name in ("user_id", "bot_id") if auth.get(name))
-        return message.get("bot_id") in self._me or message.get("user") in self._me
+            me = self._me[workspace] = frozenset(str(auth[name]) for name in ("user_id", "bot_id") if auth.get(name))
+        return message.get("bot_id") in me or message.get("user") in me
 
     def _fetch_root(self, channel: str, root_ts: str) -> dict[str, Any]:
         try:

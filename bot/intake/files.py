@@ -222,7 +222,7 @@ class FileReader:
         if (target.scheme, target.netloc) not in self._settings.file_origins:
             raise InputError("file_host_not_allowed",
                              f"{name} is not stored in Slack, so I won't download it. Upload the file itself.")
-        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {self._settings.bot_token}"})
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {self._client.token}"})
         timeout = self._settings.download_timeout_s
         deadline = time.monotonic() + timeout
         too_slow = InputError("download_failed", f"Downloading {name} from Slack took too long. Try again in a minute.")

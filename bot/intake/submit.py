@@ -42,6 +42,7 @@ from bot.outcome.replies import Replier, SlackFailed, tag
 from bot.outcome.tracking import Leases, Local, Outcome, Outcomes, Placeholder, Tracker
 from bot.ui import blocks
 from bot.ui.answers import Asked, Recent
+from bot.workspaces import Workspace, current
 from explain_core.errors import Busy, InputError, Limited, Refusal, Unavailable
 from explain_core.ops import step
 from explain_core.queue import JobOptions, JobQueue, Keys, consumer_name
@@ -177,10 +178,13 @@ class Intake:
         now = time.time()
         self._metrics.to_placeholder.observe(max(0.0, now - ask.asked_at))
         step(log, "placeholder", ask.key, ts=ts, seconds=round(now - ask.asked_at, 3))
+        workspace = current() or Workspace(ask.team)  # the listener's: its installation answers
         placeholder = Placeholder(key=ask.key, team=ask.team, channel=ask.channel, ts=ts, user=ask.user,
                                   question=question, posted_at=now, deadline=now + self._deadline_s,
                                   thread_ts=ask.thread_ts, asker=asker, response_url=ask.response_url,
-                                  doc_ts=ask.doc_ts or ask.thread_ts or ts, asked_at=ask.asked_at)
+                                  doc_ts=ask.doc_ts or ask.thread_ts or ts, asked_at=ask.asked_at,
+                                  enterprise_id=workspace.enterprise_id,
+                                  is_enterprise_install=workspace.is_enterprise_install)
         self._tracker.begin(placeholder)
         try:
             owner = self._tracker.track(placeholder)

@@ -14,6 +14,10 @@ to another consumer by the queue's XAUTOCLAIM). Each result:
    picture twice, and nothing is marked posted that Slack did not take);
 4. is acked last.
 
+Every Slack call of a result is made with the token of the question's own installation
+(`bot.workspaces.acting_for`, from the job's reply address); a result whose workspace has
+uninstalled the app is dropped without a word.
+
 Transient Slack failures are retried for minutes (`QA_SLACK_RETRY_S`) on `Lanes`: one lane
 per channel keeps a channel's replies in order while other channels' replies go on.
 A lease (`Keys.delivering`) tells a consumer that reclaims a result still being retried by
@@ -35,6 +39,7 @@ from bot.outcome.tracking import Leases, Local, Outcome, counted_as
 from bot.services import ReplyFlow
 from bot.ui import blocks
 from bot.ui.answers import AnswerRecord
+from bot.workspaces import Workspace, acting_for
 from explain_core.ops import step
 from explain_core.queue import RESULTS_GROUP, JobError, JobResult, ResultEntry, consumer_name
 
@@ -111,7 +116,8 @@ class Delivery(Background):
                 log.info("result %s is being delivered by another consumer; leaving it", key)
                 return
             try:
-                landing = self.deliver(entry.result)
+                with acting_for(Workspace.of(entry.result.reply_to)):
+                    landing = self.deliver(entry.result)
                 self._redis_retry(lambda: self._queue.ack_result(RESULTS_GROUP, entry.entry_id))
                 if landing is not None:  # a dropped result's placeholder is whoever settled it's to untrack
                     self._flow.tracker.forget(key)
@@ -132,6 +138,10 @@ class Delivery(Background):
         channel = reply_to.channel
         if not channel:
             log.error("result %s has no channel to reply to; dropping it", key)
+            return None
+        if not self._flow.serves(Workspace.of(reply_to)):
+            log.info("result %s dropped: its workspace uninstalled the app", key)
+            self._flow.tracker.forget(key)
             return None
         if self._flow.tracker.state(key) is Local.SETTLED:
             log.info("result %s dropped: its asker was already told %s", key, self._flow.tracker.reason(key))

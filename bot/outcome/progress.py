@@ -28,6 +28,7 @@ from bot.outcome.replies import classify
 from bot.outcome.tracking import Local, Placeholder
 from bot.services import ReplyFlow, web_client
 from bot.ui import blocks
+from bot.workspaces import Workspace, acting_for
 from explain_core import defaults
 from explain_core.queue import Progress
 
@@ -56,7 +57,8 @@ class LiveProgress(Background):
         super().__init__(flow.stopping)
         self._flow = flow
         self._after_s = flow.settings.progress_after_s
-        self._client = web_client(flow.settings, retries=False, timeout=EDIT_TIMEOUT_S)
+        self._client = web_client(flow.settings, retries=False, timeout=EDIT_TIMEOUT_S,
+                                  installations=flow.installations)
         self._position: str | None = None
         self._statuses: dict[str, _Status] = {}
         self._edits: list[float] = []  # monotonic times of the edits of the last minute
@@ -124,12 +126,8 @@ class LiveProgress(Background):
             return False
         unclear = False
         try:
-            if first and placeholder.thread_ts is not None:
-                self._flow.replier.status(placeholder.channel, placeholder.thread_ts, ASSISTANT_STATUS, self._client)
-            message = blocks.working(placeholder.question, placeholder.asker, progress.stage, progress.done,
-                                     progress.total)
-            self._client.chat_update(channel=placeholder.channel, ts=placeholder.ts, **message.kwargs())
-            return True
+            with acting_for(Workspace.of(placeholder.reply_to())):
+                return self._show_status(placeholder, progress, first)
         except Exception as exc:
             failure = classify(exc)
             if failure is None:
@@ -144,3 +142,12 @@ class LiveProgress(Background):
         finally:
             if not unclear:
                 self._flow.edits.end(placeholder.key)
+
+    def _show_status(self, placeholder: Placeholder, progress: Progress, first: bool) -> bool:
+        """The edit itself, in the question's workspace; raises what the Slack client raises."""
+        if first and placeholder.thread_ts is not None:
+            self._flow.replier.status(placeholder.channel, placeholder.thread_ts, ASSISTANT_STATUS, self._client)
+        message = blocks.working(placeholder.question, placeholder.asker, progress.stage, progress.done,
+                                 progress.total)
+        self._client.chat_update(channel=placeholder.channel, ts=placeholder.ts, **message.kwargs())
+        return True

@@ -33,6 +33,7 @@ from bot.outcome.replies import Stopped, tag
 from bot.outcome.tracking import Leases, Local, Outcome, Placeholder, counted_as
 from bot.services import ReplyFlow
 from bot.ui import blocks
+from bot.workspaces import Workspace, acting_for
 from explain_core.ops import step
 from explain_core.queue import consumer_name
 
@@ -125,14 +126,11 @@ class Sweeper(Background):
 
         def task() -> None:
             try:
-                self._flow.edits.wait(placeholder.key)
-                landing = self._flow.replier.settle(placeholder.reply_to(), tag(placeholder.key), message,
-                                                    heartbeat=self._leases.renewer(placeholder.key))
-                if placeholder.thread_ts is not None:
-                    self._flow.replier.status(placeholder.channel, placeholder.thread_ts, "")  # no longer working
-                if landing.how != "nowhere":
-                    self._flow.metrics.shown(counted_as(outcome), placeholder.asked_at)
-                step(log, "delivered", placeholder.key, how=landing.how, outcome=outcome.value)
+                with acting_for(Workspace.of(placeholder.reply_to())) as workspace:
+                    if self._flow.serves(workspace):
+                        self._tell(placeholder, outcome, message)
+                    else:
+                        log.info("placeholder of %s dropped: its workspace uninstalled the app", placeholder.key)
                 if redis_down:
                     self._flow.tracker.mark(placeholder.key, Local.SETTLED, outcome)
                 else:
@@ -145,6 +143,16 @@ class Sweeper(Background):
                     self._busy.discard(placeholder.key)
 
         self._flow.lanes.submit(placeholder.channel, task)
+
+    def _tell(self, placeholder: Placeholder, outcome: Outcome, message: blocks.Message) -> None:
+        self._flow.edits.wait(placeholder.key)
+        landing = self._flow.replier.settle(placeholder.reply_to(), tag(placeholder.key), message,
+                                            heartbeat=self._leases.renewer(placeholder.key))
+        if placeholder.thread_ts is not None:
+            self._flow.replier.status(placeholder.channel, placeholder.thread_ts, "")  # no longer working
+        if landing.how != "nowhere":
+            self._flow.metrics.shown(counted_as(outcome), placeholder.asked_at)
+        step(log, "delivered", placeholder.key, how=landing.how, outcome=outcome.value)
 
     def _is_busy(self, key: str) -> bool:
         with self._lock:

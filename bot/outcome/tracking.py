@@ -91,11 +91,14 @@ class Placeholder:
     response_url: str | None = None
     doc_ts: str | None = None
     asked_at: float = 0.0  # when the question was read (wall clock), for the time to its final message
+    enterprise_id: str | None = None
+    is_enterprise_install: bool = False
 
     def reply_to(self) -> ReplyTo:
         return ReplyTo(team=self.team, channel=self.channel, thread_ts=self.thread_ts, user=self.user,
                        question=self.question, asker=self.asker, ts=self.ts, response_url=self.response_url,
-                       doc_ts=self.doc_ts)
+                       doc_ts=self.doc_ts, enterprise_id=self.enterprise_id,
+                       is_enterprise_install=self.is_enterprise_install)
 
     def to_json(self) -> str:
         return dumps(to_object(self))

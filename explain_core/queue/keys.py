@@ -18,6 +18,9 @@ Layout under a namespace `ns` (QA_NAMESPACE, default "qa"):
     ns:held:<team>:<user>        list: this asker's further questions, waiting outside the stream
                                  (fair share: each asker has at most one job in the stream)
     ns:load:<team>:<channel>     sorted set: unanswered job keys of a channel, scored by expiry
+    ns:team:<team>               sorted set: unanswered job keys of a workspace, scored by expiry
+    ns:slots:<team>              many workspaces: set of the stream ids of the workspace's jobs in ns:jobs (at most
+                                 QA_TEAM_SLOTS); ns:turns:<team> list: its askers' turns waiting for a slot
     ns:once:<marker>             `claim_once` markers (a Slack event taken, a picture uploaded)
     ns:reply:<key>               the bot: the placeholder posted for a job (where, for whom, its deadline);
                                  written once before the job is queued, so it also names the job's owner
@@ -115,6 +118,15 @@ class Keys:
 
     def channel_load(self, channel: str) -> str:
         return f"{self.namespace}:load:{channel}"
+
+    def team_load(self, team: str) -> str:
+        return f"{self.namespace}:team:{team}"
+
+    def slots(self, team: str) -> str:
+        return f"{self.namespace}:slots:{team}"
+
+    def turns(self, team: str) -> str:
+        return f"{self.namespace}:turns:{team}"
 
     def once(self, marker: str) -> str:
         return f"{self.namespace}:once:{marker}"

@@ -49,7 +49,9 @@ class ReplyTo:
     `ts` is the placeholder the bot posted before queueing: the answer always replaces it.
     `response_url` (a slash command's or a message shortcut's) is the way left to reach the
     asker when the bot cannot post in the conversation; Slack accepts it for 30 minutes.
-    All are optional so that messages written before them still read.
+    `team`, `enterprise_id` and `is_enterprise_install` name the installation whose token the
+    reply is posted with (a deployment may serve many workspaces; Enterprise Grid org-wide
+    installs are the org's). All are optional so that messages written before them still read.
     """
 
     team: str | None = None
@@ -61,6 +63,8 @@ class ReplyTo:
     ts: str | None = None
     response_url: str | None = None
     doc_ts: str | None = None
+    enterprise_id: str | None = None
+    is_enterprise_install: bool = False
 
 
 @dataclass(frozen=True)

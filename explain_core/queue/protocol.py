@@ -40,17 +40,43 @@ T = TypeVar("T")
 # an unfinished job.
 # `order` ranks the job keys in the stream by their entry id, so that a job's place in line is
 # one ZRANK (`JobQueue.ahead`); the finish script takes a job out of it with its entry.
+# Between workspaces (a deployment serving many, issue 21), the same round robin one level up:
+# `turn` lets an asker's turn into the stream only while their team has fewer than `cap` jobs
+# there (the team's `slots`, a set of entry ids, pruned of ids the stream lost); otherwise the
+# turn waits at the tail of the team's list (`twait`) and the asker's place says 'gate'. When a
+# team's job finishes, the head of that list goes in first, so one team's many askers take turns
+# with each other while other teams' first questions go straight in. An item carries its team's
+# keys and cap (empty: one workspace, no gate), so a turn taken from a list knows where it goes.
 _PUSH = """
 local function push(jobs, order, item, active, held, stream_ttl, line_ttl)
   local f = cjson.decode(item)
   local id = redis.call('XADD', jobs, '*', 'job', f.job, 'key', f.key, 'active', active, 'held', held,
-                        'load', f.load)
+                        'load', f.load, 'tload', f.tload or '', 'slots', f.slots or '', 'twait', f.twait or '')
   redis.call('EXPIRE', jobs, stream_ttl)
   local ms, seq = string.match(id, '(%d+)-(%d+)')
   redis.call('ZADD', order, tonumber(ms) * 1000 + tonumber(seq), f.key)
   redis.call('EXPIRE', order, stream_ttl)
   if active ~= '' then redis.call('SET', active, id, 'EX', line_ttl) end
+  if (f.slots or '') ~= '' then
+    redis.call('SADD', f.slots, id)
+    redis.call('EXPIRE', f.slots, line_ttl)
+  end
   return id
+end
+
+local function turn(jobs, order, item, active, held, stream_ttl, line_ttl)
+  local f = cjson.decode(item)
+  if (f.slots or '') == '' then return push(jobs, order, item, active, held, stream_ttl, line_ttl) end
+  for _, id in ipairs(redis.call('SMEMBERS', f.slots)) do
+    if #redis.call('XRANGE', jobs, id, id) == 0 then redis.call('SREM', f.slots, id) end
+  end
+  if redis.call('SCARD', f.slots) < tonumber(f.cap) then
+    return push(jobs, order, item, active, held, stream_ttl, line_ttl)
+  end
+  redis.call('RPUSH', f.twait, cjson.encode({item = item, active = active, held = held}))
+  redis.call('EXPIRE', f.twait, line_ttl)
+  if active ~= '' then redis.call('SET', active, 'gate', 'EX', line_ttl) end
+  return false
 end
 """
 
@@ -58,45 +84,58 @@ end
 # its job (the user's retry would be refused and the question lost), so that the limits
 # cannot be raced past, and so that `ahead` is counted at the instant the job joins.
 _ENQUEUE = _PUSH + """
--- KEYS: jobs stream, dedup key, passage key, asker's active key, asker's held list, channel load, order
+-- KEYS: jobs stream, dedup key, passage key, asker's active key, asker's held list, channel load, order,
+--       team load, team slots, team's waiting turns
 -- ARGV: 1 job json, 2 dedup ttl, 3 max backlog, 4 stream ttl, 5 passage json or '', 6 payload ttl,
 --       7 group, 8 job key, 9 now (s), 10 per-asker limit, 11 per-channel limit, 12 line ttl,
---       13 '1' if the job has an asker, 14 '1' if it has a channel
+--       13 '1' if the job has an asker, 14 '1' if it has a channel, 15 per-team limit, 16 '1' if it has a team,
+--       17 the team's slots in the stream ('0': no gate)
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'duplicate'} end
 local ahead = redis.call('XLEN', KEYS[1])
 if ahead >= tonumber(ARGV[3]) then return {'full', ahead} end
-local active, held, load = '', '', ''
+local active, held, load, tload = '', '', '', ''
 if ARGV[14] == '1' then
   load = KEYS[6]
   redis.call('ZREMRANGEBYSCORE', load, '-inf', ARGV[9])
   if redis.call('ZCARD', load) >= tonumber(ARGV[11]) then return {'channel_limit', ARGV[11]} end
 end
+if ARGV[16] == '1' then
+  tload = KEYS[8]
+  redis.call('ZREMRANGEBYSCORE', tload, '-inf', ARGV[9])
+  if redis.call('ZCARD', tload) >= tonumber(ARGV[15]) then return {'team_limit', ARGV[15]} end
+end
 local running, waiting = false, 0
 if ARGV[13] == '1' then
   active, held = KEYS[4], KEYS[5]
   local current = redis.call('GET', active)
-  running = current ~= false and #redis.call('XRANGE', KEYS[1], current, current) > 0
+  running = current == 'gate' or (current ~= false and #redis.call('XRANGE', KEYS[1], current, current) > 0)
   waiting = redis.call('LLEN', held)
   if (running and 1 or 0) + waiting >= tonumber(ARGV[10]) then return {'user_limit', ARGV[10]} end
 end
 redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
 if ARGV[5] ~= '' then redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[6]) end
 redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[7], '0', 'MKSTREAM')
-if load ~= '' then
-  redis.call('ZADD', load, tonumber(ARGV[9]) + tonumber(ARGV[12]), ARGV[8])
-  redis.call('EXPIRE', load, ARGV[12])
+for _, counted in ipairs({load, tload}) do
+  if counted ~= '' then
+    redis.call('ZADD', counted, tonumber(ARGV[9]) + tonumber(ARGV[12]), ARGV[8])
+    redis.call('EXPIRE', counted, ARGV[12])
+  end
 end
-local item = cjson.encode({job = ARGV[1], key = ARGV[8], load = load})
+local gated = ARGV[16] == '1' and ARGV[17] ~= '0'
+local item = cjson.encode({job = ARGV[1], key = ARGV[8], load = load, tload = tload,
+                           slots = gated and KEYS[9] or '', twait = gated and KEYS[10] or '', cap = ARGV[17]})
 if running or waiting > 0 then
   if not running then  -- the asker's job in the stream was lost: the oldest waiting one goes in
-    push(KEYS[1], KEYS[7], redis.call('LPOP', held), active, held, ARGV[4], ARGV[12])
+    turn(KEYS[1], KEYS[7], redis.call('LPOP', held), active, held, ARGV[4], ARGV[12])
     waiting = waiting - 1
   end
   redis.call('RPUSH', held, item)
   redis.call('EXPIRE', held, ARGV[12])
   return {'held', '', ahead + waiting + 1}
 end
-return {'queued', push(KEYS[1], KEYS[7], item, active, held, ARGV[4], ARGV[12]), ahead}
+local id = turn(KEYS[1], KEYS[7], item, active, held, ARGV[4], ARGV[12])
+if not id then return {'held', '', ahead + redis.call('LLEN', KEYS[10])} end
+return {'queued', id, ahead}
 """
 
 # Result (and dead letter) written, the asker's next question let into the stream, then the
@@ -124,13 +163,22 @@ if first then
     local f = {}
     for i = 1, #entry[2], 2 do f[entry[2][i]] = entry[2][i + 1] end
     if f.load and f.load ~= '' then redis.call('ZREM', f.load, f.key) end
+    if f.tload and f.tload ~= '' then redis.call('ZREM', f.tload, f.key) end
     if f.key then redis.call('ZREM', KEYS[5], f.key) end
+    if f.slots and f.slots ~= '' then  -- the team's slot frees: its longest-waiting turn goes in first
+      redis.call('SREM', f.slots, ARGV[2])
+      local waiting = redis.call('LPOP', f.twait)
+      if waiting then
+        local w = cjson.decode(waiting)
+        push(KEYS[1], KEYS[5], w.item, w.active, w.held, ARGV[6], ARGV[8])
+      end
+    end
     if f.active and f.active ~= '' then
       local current = redis.call('GET', f.active)
       if current == ARGV[2] or not current then
         redis.call('DEL', f.active)
         local nxt = redis.call('LPOP', f.held)
-        if nxt then push(KEYS[1], KEYS[5], nxt, f.active, f.held, ARGV[6], ARGV[8]) end
+        if nxt then turn(KEYS[1], KEYS[5], nxt, f.active, f.held, ARGV[6], ARGV[8]) end
       end
     end
   end
@@ -217,12 +265,15 @@ class JobQueue:
 
     def __init__(self, client: redis.Redis, namespace: str = defaults.NAMESPACE, *,
                  max_backlog: int = defaults.MAX_BACKLOG, result_reclaim_s: float = defaults.RESULT_RECLAIM_S,
-                 max_per_user: int = defaults.MAX_PER_USER, max_per_channel: int = defaults.MAX_PER_CHANNEL) -> None:
+                 max_per_user: int = defaults.MAX_PER_USER, max_per_channel: int = defaults.MAX_PER_CHANNEL,
+                 max_per_team: int = defaults.MAX_PER_TEAM, team_slots: int = 0) -> None:
         self._client = client
         self.keys = Keys(namespace)
         self.max_backlog = max_backlog
         self.max_per_user = max_per_user
         self.max_per_channel = max_per_channel
+        self.max_per_team = max_per_team
+        self.team_slots = team_slots  # a team's jobs in the stream at once (see `_PUSH`); 0: no gate
         self.result_reclaim_ms = int(result_reclaim_s * 1000)
         self._enqueue = client.register_script(_ENQUEUE)
         self._finish = client.register_script(_FINISH)
@@ -252,9 +303,9 @@ class JobQueue:
 
     # -- bot side ---------------------------------------------------------------------
     def admit(self, user: str | None, channel: str | None, team: str | None = None) -> None:
-        """Raise `Limited` if this asker or channel already has its share of unanswered
-        questions. A cheap check before anything is posted in Slack; `enqueue` enforces the
-        same limits atomically, so a race past this check is still refused."""
+        """Raise `Limited` if this asker, channel or workspace already has its share of
+        unanswered questions. A cheap check before anything is posted in Slack; `enqueue`
+        enforces the same limits atomically, so a race past this check is still refused."""
         now = time.time()
         pipe = self._client.pipeline(transaction=False)
         asker, load = _asker(team, user), _channel(team, channel)
@@ -263,11 +314,15 @@ class JobQueue:
             pipe.llen(self.keys.held(asker))
         if load:
             pipe.zcount(self.keys.channel_load(load), now, "+inf")
+        if team:
+            pipe.zcount(self.keys.team_load(team), now, "+inf")
         counts = pipe.execute()
         if asker and counts[0] + counts[1] >= self.max_per_user:
             raise Limited("user_limit", self.max_per_user)
-        if load and counts[-1] >= self.max_per_channel:
+        if load and counts[2 if asker else 0] >= self.max_per_channel:
             raise Limited("channel_limit", self.max_per_channel)
+        if team and counts[-1] >= self.max_per_team:
+            raise Limited("team_limit", self.max_per_team)
 
     def enqueue(self, key: str, question: str, passage: str, options: JobOptions,
                 reply_to: ReplyTo) -> Enqueued:
@@ -275,7 +330,7 @@ class JobQueue:
 
         Raises `Busy` when `max_backlog` jobs are unfinished, rather than letting the stream
         cap silently drop the oldest ones, and `Limited` when the asker (`reply_to.team` +
-        `user`) or the channel is at its limit. An asker's job beyond their first waits
+        `user`), the channel or the workspace (`reply_to.team`) is at its limit. An asker's job beyond their first waits
         outside the stream until the one before it finishes (see `_PUSH`).
         """
         if not key:
@@ -291,15 +346,17 @@ class JobQueue:
         reply = self._enqueue(
             keys=[self.keys.jobs, self.keys.dedup(key), ref or self.keys.passage("-"),
                   self.keys.active(asker or "-"), self.keys.held(asker or "-"), self.keys.channel_load(load or "-"),
-                  self.keys.order],
+                  self.keys.order, self.keys.team_load(reply_to.team or "-"), self.keys.slots(reply_to.team or "-"),
+                  self.keys.turns(reply_to.team or "-")],
             args=[job.to_json(), Keys.DEDUP_TTL_S, self.max_backlog, Keys.STREAM_TTL_S, stored if ref else "",
                   Keys.PAYLOAD_TTL_S, WORKER_GROUP, key, time.time(), self.max_per_user, self.max_per_channel,
-                  Keys.LINE_TTL_S, "1" if asker else "0", "1" if load else "0"])
+                  Keys.LINE_TTL_S, "1" if asker else "0", "1" if load else "0", self.max_per_team,
+                  "1" if reply_to.team else "0", self.team_slots])
         if reply[0] == "duplicate":
             return Enqueued(job_id=None, ahead=0, duplicate=True)
         if reply[0] == "full":
             raise Busy(int(reply[1]))
-        if reply[0] in ("user_limit", "channel_limit"):
+        if reply[0] in ("user_limit", "channel_limit", "team_limit"):
             raise Limited(reply[0], int(reply[1]))
         return Enqueued(job_id=reply[1] or None, ahead=int(reply[2]), duplicate=False)
 

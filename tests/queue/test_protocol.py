@@ -285,6 +285,52 @@ def test_channel_limit_counts_unanswered_questions_of_everyone_in_it(redis_url: 
     assert not queue.enqueue("k4", "q", "p", JobOptions(), replace(REPLY_TO, user="U4")).duplicate
 
 
+def test_team_limit_caps_what_one_workspace_holds_in_front_of_another(redis_url: str, namespace: str) -> None:
+    """With many workspaces, one team's burst of many askers holds at most QA_MAX_PER_TEAM
+    questions in front of another team's first (issue 21)."""
+    queue = JobQueue.from_url(redis_url, namespace, max_per_team=3, max_per_channel=10_000)
+    burst = replace(REPLY_TO, team="TBURST")
+    for i in range(3):
+        queue.enqueue(f"t{i}", "q", "p", JobOptions(), replace(burst, user=f"U{i}", channel=f"C{i}"))
+    with pytest.raises(Limited) as refused:
+        queue.admit("U9", "C9", "TBURST")
+    assert refused.value.code == "team_limit" and "this workspace has 3 questions" in refused.value.message
+    with pytest.raises(Limited):  # enforced atomically too, past a stale admit
+        queue.enqueue("t3", "q", "p", JobOptions(), replace(burst, user="U9", channel="C9"))
+    other = queue.enqueue("first", "q", "p", JobOptions(), replace(REPLY_TO, team="TOTHER", user="U1"))
+    assert other.ahead == 3
+    serve_one(queue)
+    assert not queue.enqueue("t3", "q", "p", JobOptions(), replace(burst, user="U9", channel="C9")).duplicate
+
+
+def test_a_burst_from_many_askers_of_one_team_never_sits_in_front_of_another_teams_first_question(
+        redis_url: str, namespace: str) -> None:
+    """The per-asker round robin one level up (issue 21): with two slots per team, twenty askers of
+    one workspace hold two jobs in the stream; another workspace's first question goes in third, and
+    the workspaces then take turns."""
+    queue = JobQueue.from_url(redis_url, namespace, max_per_channel=1000, team_slots=2)
+    for i in range(20):
+        queue.enqueue(f"a{i}", "q", "p", JobOptions(), replace(REPLY_TO, team="TA", user=f"U{i}"))
+    queue.enqueue("a0-again", "q", "p", JobOptions(), replace(REPLY_TO, team="TA", user="U0"))  # behind U0's first
+    assert queue.depth() == 2
+    first = queue.enqueue("b0", "q", "p", JobOptions(), replace(REPLY_TO, team="TB", user="U0"))
+    assert first.job_id is not None and first.ahead == 2
+    queue.enqueue("b1", "q", "p", JobOptions(), replace(REPLY_TO, team="TB", user="U1"))
+    queue.enqueue("b2", "q", "p", JobOptions(), replace(REPLY_TO, team="TB", user="U2"))
+    served = [serve_one(queue) for _ in range(8)]
+    assert served == ["a0", "a1", "b0", "b1", "a2", "a3", "b2", "a4"]
+    served += [serve_one(queue) for _ in range(16)]
+    assert served[8:] == [f"a{i}" for i in range(5, 20)] + ["a0-again"] and queue.depth() == 0
+    assert queue.enqueue("a-later", "q", "p", JobOptions(), replace(REPLY_TO, team="TA", user="U0")).job_id
+
+
+def test_one_workspace_has_no_team_gate(redis_url: str, namespace: str) -> None:
+    queue = JobQueue.from_url(redis_url, namespace, max_per_channel=1000)  # team_slots 0: SLACK_BOT_TOKEN's mode
+    for i in range(20):
+        queue.enqueue(f"a{i}", "q", "p", JobOptions(), replace(REPLY_TO, team="TA", user=f"U{i}"))
+    assert queue.depth() == 20
+
+
 @pytest.mark.parametrize("loss", ["stream and place", "only the stream entry"])
 def test_held_question_goes_in_when_the_askers_running_one_was_lost(queue: JobQueue, loss: str) -> None:
     first = queue.enqueue("a", "q", "p", JobOptions(), REPLY_TO)

@@ -55,7 +55,8 @@ READERS = {"job": Job, "result": JobResult, "dead": DeadLetter}
 # with their default. By where they sit: the message itself, its reply_to, each of its answers.
 ADDED_LATER: dict[str, dict[str, object]] = {
     "": {"offers": []},
-    "reply_to": {"ts": None, "response_url": None, "doc_ts": None},
+    "reply_to": {"ts": None, "response_url": None, "doc_ts": None,
+                 "enterprise_id": None, "is_enterprise_install": False},
     "answers": {"alternatives": []},
 }
 

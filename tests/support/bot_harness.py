@@ -31,7 +31,7 @@ import pytest
 import requests
 from slack_sdk.signature import SignatureVerifier
 
-from bot.app import build_app
+from bot.app import build_app, open_installations
 from bot.http import SlackFront, server_config
 from bot.outcome.delivery import Delivery
 from bot.outcome.progress import LiveProgress
@@ -185,10 +185,12 @@ class BotUnderTest:
         self.settings = settings
         # `queue`: a test's own (e.g. on a Redis client with short timeouts)
         self.queue = queue or JobQueue.from_url(settings.redis_url, namespace=settings.namespace)
-        self.services = Services.create(settings, self.queue)
-        self.app = build_app(settings, self.services)
+        self.installations, states = open_installations(settings)  # many workspaces: settings.oauth
+        self.services = Services.create(settings, self.queue, self.installations)
+        self.app = build_app(settings, self.services, states)
         self._server = ServerThread(SlackFront(self.app, settings), settings)
         self.url = self._server.url
+        self.base_url = self.url.removesuffix("/slack/events")
         self.http = requests.Session()
         self.delivery: Delivery | None = None
         self.sweeper: Sweeper | None = None
@@ -215,6 +217,8 @@ class BotUnderTest:
         self.http.close()
         self._server.close()
         self.queue.redis.close()
+        if self.installations is not None:
+            self.installations.store.engine.dispose()  # the SQLAlchemy store's connections
 
     # -- requests ---------------------------------------------------------------------
     def post(self, body: str, content_type: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None,

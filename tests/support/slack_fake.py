@@ -5,9 +5,17 @@ HTTP client, retry handlers and the files_upload_v2 flow. It answers like Slack 
 (HTTP 200 with `{"ok": false, "error": ...}` for API errors, 429 with `Retry-After` for rate
 limits), serves file downloads that need the bot token, and can be told to fail the next
 calls of a method, so tests can check what the bot posted, where, and how many times.
+
+Many workspaces: `approve()` is a person pressing "Allow" on Slack's install screen (it returns
+the code Slack hands the redirect), `oauth.v2.access` trades the code (once) for a workspace's
+bot token, and with token rotation for a token that expires and a refresh token. Each call is
+answered for the workspace of its token (auth.test says which), and `Call.token` records it, so
+tests check that team A's replies went with team A's token. `expire()` and `revoke()` end a
+workspace's token as Slack would.
 """
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import threading
@@ -25,6 +33,9 @@ BOT_TOKEN = "xoxb-test-token"
 BOT_USER_ID = "UBOT"
 BOT_ID = "BBOT"
 TEAM_ID = "T0TEST"
+CLIENT_ID = "111.222"
+CLIENT_SECRET = "test-client-secret"
+APP_ID = "A0TEST"
 
 # Fields that slack_sdk sends JSON-encoded inside form bodies.
 _JSON_FIELDS = ("blocks", "attachments", "view", "files", "metadata")
@@ -67,6 +78,19 @@ class UploadedFile:
 
 
 @dataclass
+class Grant:
+    """A workspace's installation as Slack keeps it: the current bot token and its refresh token."""
+
+    team_id: str | None
+    enterprise_id: str | None
+    token: str
+    refresh_token: str | None = None
+    lifetime: int | None = None  # seconds a token lives; None: tokens that do not expire (no rotation)
+    expires_at: float | None = None  # time.time()
+    revoked: bool = False
+
+
+@dataclass
 class _State:
     calls: list[Call] = field(default_factory=list)
     faults: dict[str, list[_Fault]] = field(default_factory=dict)
@@ -86,6 +110,8 @@ class SlackFake:
 
     def __init__(self, token: str = BOT_TOKEN) -> None:
         self.token = token
+        self.grants: dict[str, Grant] = {token: Grant(TEAM_ID, None, token)}  # by access token
+        self._codes: dict[str, tuple[str | None, str | None, int | None]] = {}  # code -> team, org, expires_in
         self.socket_mode: SocketModeFake | None = None  # set it to answer apps.connections.open
         self._state = _State()
         self._lock = threading.Condition()
@@ -190,6 +216,33 @@ class SlackFake:
             self._state.deleted.add((channel, ts))
             self._state.messages[channel] = [m for m in self._state.messages.get(channel, []) if m["ts"] != ts]
 
+    def approve(self, team_id: str | None, *, enterprise_id: str | None = None, expires_in: int | None = None) -> str:
+        """A person allowed the install for `team_id` (None with `enterprise_id`: org-wide, on
+        Enterprise Grid): the one-use code Slack adds to the redirect. `expires_in` turns on token
+        rotation: tokens that expire after that many seconds, and a refresh token."""
+        code = f"code-{next(self._ids):06d}"
+        with self._lock:
+            self._codes[code] = (team_id, enterprise_id, expires_in)
+        return code
+
+    def grant_of(self, team_id: str | None, enterprise_id: str | None = None) -> Grant:
+        """The workspace's current grant (its newest token)."""
+        with self._lock:
+            return next(g for g in reversed(list(self.grants.values()))
+                        if (g.team_id, g.enterprise_id) == (team_id, enterprise_id))
+
+    def expire(self, team_id: str | None, enterprise_id: str | None = None) -> None:
+        """The workspace's current token expires now (a rotating token's 12 hours are over)."""
+        with self._lock:
+            self.grant_of(team_id, enterprise_id).expires_at = time.time() - 1
+
+    def revoke(self, team_id: str | None, enterprise_id: str | None = None) -> None:
+        """Every token of the workspace stops working (the app was uninstalled, or tokens revoked)."""
+        with self._lock:
+            for grant in self.grants.values():
+                if (grant.team_id, grant.enterprise_id) == (team_id, enterprise_id):
+                    grant.revoked = True
+
     def set_download_delay(self, seconds: float) -> None:
         with self._lock:
             self._state.download_delay_s = seconds
@@ -285,10 +338,12 @@ class SlackFake:
             return
         if method == "apps.connections.open" and self.socket_mode is not None:
             result: dict[str, Any] = self.socket_mode.connections_open(token)  # the app-level token's call
-        elif token != self.token:
-            result = {"ok": False, "error": "not_authed" if not token else "invalid_auth"}
+        elif method == "oauth.v2.access":
+            result = self._oauth_access(handler, args)
+        elif (refused := self._refused(token)) is not None:
+            result = {"ok": False, "error": refused}
         else:
-            result = self._answer(method, args)
+            result = self._answer(method, args, self.grants[token or ""])
         self._record(Call(method, args, token, 200))
         _send_json(handler, 200, result)
 
@@ -311,14 +366,70 @@ class SlackFake:
             self._state.calls.append(call)
             self._lock.notify_all()
 
-    def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
-        """Slack's answer to one authenticated call (only what the bot uses)."""
+    def _refused(self, token: str | None) -> str | None:
+        """Slack's error for a call with `token`, None for a token that works."""
+        with self._lock:
+            grant = self.grants.get(token or "")
+        if grant is None:
+            return "not_authed" if not token else "invalid_auth"
+        if grant.revoked:
+            return "token_revoked"
+        if grant.expires_at is not None and grant.expires_at <= time.time():
+            return "token_expired"
+        return None
+
+    def _oauth_access(self, handler: BaseHTTPRequestHandler, args: dict[str, Any]) -> dict[str, Any]:
+        """oauth.v2.access: a code for a new installation, or a refresh token for a fresh token."""
+        basic = handler.headers.get("Authorization", "")
+        expected = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+        if basic != expected and (args.get("client_id"), args.get("client_secret")) != (CLIENT_ID, CLIENT_SECRET):
+            return {"ok": False, "error": "invalid_client_id"}
+        with self._lock:
+            if args.get("grant_type") == "refresh_token":
+                refresh = args.get("refresh_token")
+                old = next((g for g in self.grants.values()
+                            if refresh and g.refresh_token == refresh and not g.revoked), None)
+                if old is None:
+                    return {"ok": False, "error": "invalid_refresh_token"}
+                grant = self._issue(old.team_id, old.enterprise_id, old.lifetime, old.refresh_token)
+                return {"ok": True, "access_token": grant.token, "refresh_token": grant.refresh_token,
+                        "expires_in": grant.lifetime, "token_type": "bot",
+                        "team": {"id": grant.team_id}, "enterprise": {"id": grant.enterprise_id}}
+            team_id, enterprise_id, expires_in = self._codes.pop(str(args.get("code")), (None, None, None))
+            if team_id is None and enterprise_id is None:
+                return {"ok": False, "error": "invalid_code"}
+            grant = self._issue(team_id, enterprise_id, expires_in,
+                                f"xoxe-1-refresh-{team_id or enterprise_id}" if expires_in else None)
+        answer: dict[str, Any] = {
+            "ok": True, "app_id": APP_ID, "authed_user": {"id": "UINSTALLER"}, "scope": "chat:write,commands",
+            "token_type": "bot", "access_token": grant.token, "bot_user_id": BOT_USER_ID,
+            "team": {"id": team_id, "name": f"Team {team_id}"} if team_id else None,
+            "enterprise": {"id": enterprise_id, "name": f"Org {enterprise_id}"} if enterprise_id else None,
+            "is_enterprise_install": team_id is None}
+        if expires_in:
+            answer.update(refresh_token=grant.refresh_token, expires_in=expires_in)
+        return answer
+
+    def _issue(self, team_id: str | None, enterprise_id: str | None, expires_in: int | None,
+               refresh_token: str | None) -> Grant:
+        """A new bot token for the workspace (with the lock held)."""
+        prefix = "xoxe.xoxb" if expires_in else "xoxb"
+        token = f"{prefix}-{team_id or enterprise_id}-{next(self._ids):06d}"
+        grant = Grant(team_id, enterprise_id, token, refresh_token, expires_in,
+                      time.time() + expires_in if expires_in else None)
+        self.grants[token] = grant
+        return grant
+
+    def _answer(self, method: str, args: dict[str, Any], grant: Grant) -> dict[str, Any]:
+        """Slack's answer to one authenticated call (only what the bot uses), in `grant`'s workspace."""
         closed = self._state.closed.get(str(args.get("channel")))
         if closed and method.startswith("chat."):
             return {"ok": False, "error": closed}
         if method == "auth.test":
             return {"ok": True, "url": "https://test.slack.com/", "team": "Test", "user": "explain",
-                    "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID}
+                    "team_id": grant.team_id, "user_id": BOT_USER_ID, "bot_id": BOT_ID,
+                    **({"enterprise_id": grant.enterprise_id} if grant.enterprise_id else {}),
+                    **({"is_enterprise_install": True} if grant.team_id is None else {})}
         if method == "chat.postMessage":
             channel = args.get("channel")
             if not channel:
@@ -464,7 +575,8 @@ class SlackFake:
         with self._lock:
             stored = self._state.files.get(parts[1])
             delay = self._state.download_delay_s
-        if handler.headers.get("Authorization") != f"Bearer {self.token}":
+        auth = handler.headers.get("Authorization", "")
+        if not auth.startswith("Bearer ") or self._refused(auth[len("Bearer "):]) is not None:
             # Slack answers an unauthenticated file URL with its HTML sign-in page.
             _send(handler, 200, b"<!DOCTYPE html><html>sign in</html>", "text/html")
             return
