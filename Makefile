@@ -16,7 +16,7 @@ LOCK := requirements/dev.txt
 # process than cores keeps the cores busy (measured in docs/benchmarks.md, "The test suite"); at most 8,
 # as each one holds TensorFlow (about 1 GB).
 TEST_PROCS ?= $(shell $(PYTHON) -c 'import os; print(min(8, len(os.sched_getaffinity(0)) + 1) if hasattr(os, "sched_getaffinity") else min(8, (os.cpu_count() or 1) + 1))')
-PYTEST := $(BIN)/python -m pytest -q -n $(TEST_PROCS) --dist loadgroup
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_PROCS) --dist loadgroup $(PYTEST_ARGS)
 # pip-compile from PyPI alone, whatever pip configuration this machine has, so the lock is the same everywhere.
 PIP_COMPILE := env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL PIP_CONFIG_FILE=/dev/null \
 	$(BIN)/pip-compile --quiet --strip-extras --generate-hashes --allow-unsafe --extra worker --extra bot --extra dev --no-header \

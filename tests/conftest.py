@@ -14,6 +14,12 @@ from tests.support.redis_server import RedisServer
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Parallel runs (`make test`) have a test process per core already: a TensorFlow thread pool per core
+    # in each of them (and in the workers they start, which inherit this) only makes the pools spin
+    # against each other. Results do not depend on it: the tiny models' ops are too small to split.
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 
 @pytest.fixture()

@@ -50,7 +50,8 @@ from tests.support.worker_process import WorkerProcess
 
 __all__ = ["module_redis", "slack"]
 
-pytestmark = pytest.mark.slow
+# xdist: the whole module runs in one test process, so its run (a bot, a worker, the questions) happens once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_operations")]
 
 NAMESPACE = "ops"
 PASSAGE = ("Ada Lovelace lived in London. In 1843 she published the first algorithm intended "

@@ -53,6 +53,9 @@ FORM = "application/x-www-form-urlencoded"
 PASSAGE = "The Normans gave their name to Normandy, a region in France."
 COOKIE = "slack-app-oauth-state"
 
+# xdist: the whole module runs in one test process, so the PostgreSQL server starts once.
+pytestmark = pytest.mark.xdist_group("bot.test_workspaces")
+
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[PostgresServer]:

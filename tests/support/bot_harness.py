@@ -186,7 +186,7 @@ class BotUnderTest:
         # `queue`: a test's own (e.g. on a Redis client with short timeouts)
         self.queue = queue or JobQueue.from_url(settings.redis_url, namespace=settings.namespace)
         self.installations, states = open_installations(settings)  # many workspaces: settings.oauth
-        self.services = Services.create(settings, self.queue, self.installations)
+        self.services = Services.create(settings, self.queue, installations=self.installations)
         self.app = build_app(settings, self.services, states)
         self._server = ServerThread(SlackFront(self.app, settings), settings)
         self.url = self._server.url

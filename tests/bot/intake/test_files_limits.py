@@ -176,7 +176,7 @@ def refusal(call) -> InputError:  # type: ignore[no-untyped-def]
     ("locked.pdf", encrypted("secret", "AES-256"), "pdf_encrypted", "locked.pdf is encrypted with a password"),
     ("long.txt", b"word " * LIMIT, "passage_too_long", "long.txt is too large to read"),
     ("broken.pdf", b"%PDF-1.4\nnot really", "pdf_unreadable", "I could not read broken.pdf as a PDF"),
-])
+], ids=["bomb.pdf", "locked.pdf", "long.txt", "broken.pdf"])  # named: the encrypted file's bytes differ per process
 def test_each_refusal_says_what_happened(slack: SlackFake, reader: FileReader, name: str, data: bytes,
                                          code: str, words: str) -> None:
     problem = refusal(lambda: reader.read_file(slack.add_file(name, data)))
@@ -221,7 +221,7 @@ def stored(bot: BotUnderTest) -> dict[str, int]:
     ("pages.pdf", shared_stream(5, 1000)),
     ("forms.pdf", form_bomb(5000)),
     ("long.txt", b"word " * LIMIT),
-])
+], ids=["bomb.pdf", "pages.pdf", "forms.pdf", "long.txt"])
 def test_a_thread_about_an_oversized_file_caches_and_queues_nothing(bot: BotUnderTest, name: str,
                                                                     data: bytes) -> None:
     channel = unique("C")
