@@ -13,7 +13,7 @@ QUESTION ?= Who built the Bell Rock Lighthouse?
 PASSAGE ?= samples/lighthouse.txt
 LOCK := requirements/dev.txt
 # Test processes: the suite waits on subprocesses, Redis and sockets as much as it computes, so one more
-# process than cores keeps the cores busy (measured in docs/benchmarks.md, "The test suite"); at most 8,
+# process than cores keeps the cores busy (docs/benchmarks.md, "The test suite"); at most 8,
 # as each one holds TensorFlow (about 1 GB).
 TEST_PROCS ?= $(shell $(PYTHON) -c 'import os; print(min(8, len(os.sched_getaffinity(0)) + 1) if hasattr(os, "sched_getaffinity") else min(8, (os.cpu_count() or 1) + 1))')
 PYTEST := $(BIN)/python -m pytest -q -n $(TEST_PROCS) --dist loadgroup $(PYTEST_ARGS)
