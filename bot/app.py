@@ -24,19 +24,19 @@ from typing import Any
 import redis
 from slack_bolt import App, BoltContext
 from slack_bolt.authorization.authorize import InstallationStoreAuthorize
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.state_store import OAuthStateStore
 
 from bot.http import EVENTS_PATH, SlackFront, serve
 from bot.installs import oauth_settings, open_stores
 from bot.listeners import register_listeners
-from bot.metrics import process_metrics, serving_registry, shared_between
+from bot.metrics import BotMetrics, process_metrics, serving_registry, shared_between
 from bot.outcome.delivery import Delivery
 from bot.outcome.progress import LiveProgress
 from bot.outcome.sweeper import Sweeper
-from bot.services import CONTEXT_KEY, Services, web_client
+from bot.services import CONTEXT_KEY, Services
 from bot.settings import SETUP_SECTION, BotSettings
+from bot.slack_client import SlackClient, web_client
 from bot.workspaces import Installations
 from explain_core.errors import ConfigError
 from explain_core.ops import Check, OpsServer, configure_logging, log_format, redis_check
@@ -79,9 +79,10 @@ def build_app(settings: BotSettings, services: Services, states: OAuthStateStore
             raise ValueError("many workspaces need SLACK_CLIENT_ID/SLACK_CLIENT_SECRET and a state store")
         # Bolt copies this client's settings into each request's client (with its workspace's token),
         # and authorizes, installs and rotates tokens through it: all at SLACK_API_URL.
-        client = WebClient(base_url=settings.api_url, timeout=services.client.timeout,
-                           retry_handlers=services.client.retry_handlers)
-        app = App(client=client, oauth_settings=oauth_settings(settings.oauth, installations.store, states),
+        client = SlackClient(services.flow.metrics, base_url=settings.api_url, timeout=services.client.timeout,
+                             retry_handlers=services.client.retry_handlers)
+        app = App(client=client, oauth_settings=oauth_settings(settings.oauth, installations.store, states,
+                                                               services.flow.metrics),
                   authorize=InstallationStoreAuthorize(  # type: ignore[arg-type]  # Bolt takes its own Authorize
                       logger=log, installation_store=installations.store, client_id=settings.oauth.client_id,
                       client_secret=settings.oauth.client_secret, client=client, cache_enabled=True,
@@ -97,13 +98,24 @@ def build_app(settings: BotSettings, services: Services, states: OAuthStateStore
     return app
 
 
-def open_installations(settings: BotSettings) -> tuple[Installations | None, OAuthStateStore | None]:
+def open_installations(settings: BotSettings,
+                       metrics: BotMetrics) -> tuple[Installations | None, OAuthStateStore | None]:
     """Many workspaces (`settings.oauth`): the installations and the install flow's states, from
     DATABASE_URL; (None, None) for SLACK_BOT_TOKEN's one workspace. ConfigError for a bad key or URL."""
     if settings.oauth is None:
         return None, None
     stores = open_stores(settings.oauth)
-    return Installations(stores.installations, settings.oauth, web_client(settings, retries=False)), stores.states
+    client = web_client(settings, metrics, retries=False)
+    return Installations(stores.installations, settings.oauth, client), stores.states
+
+
+def open_queue(settings: BotSettings) -> JobQueue:
+    """The queue with the bot's limits; workspaces take turns in it (`team_slots`) only when there
+    are many: one workspace's askers already take turns with each other."""
+    return JobQueue.from_url(settings.redis_url, namespace=settings.namespace,
+                             max_per_user=settings.max_per_user, max_per_channel=settings.max_per_channel,
+                             max_per_team=settings.max_per_team,
+                             team_slots=settings.team_slots if settings.oauth is not None else 0)
 
 
 def start(settings: BotSettings) -> App:
@@ -112,11 +124,8 @@ def start(settings: BotSettings) -> App:
     Both modes call it once per serving process; in HTTP mode that is each Hypercorn worker
     process (`http_app_from_env`), after it starts, because the consumer is a thread.
     """
-    queue = JobQueue.from_url(settings.redis_url, namespace=settings.namespace,
-                              max_per_user=settings.max_per_user, max_per_channel=settings.max_per_channel,
-                              max_per_team=settings.max_per_team,
-                              team_slots=settings.team_slots if settings.oauth is not None else 0)
-    installations, states = open_installations(settings)
+    queue = open_queue(settings)
+    installations, states = open_installations(settings, process_metrics())
     services = Services.create(settings, queue, process_metrics(), installations)
     Delivery(services.flow).start()
     Sweeper(services.flow).start()
@@ -173,7 +182,7 @@ def check_slack(settings: BotSettings) -> str | None:
         except ConfigError as exc:
             return str(exc)
         return None
-    client = web_client(settings, retries=False)
+    client = web_client(settings, process_metrics(), retries=False)
     try:
         client.auth_test()
         if settings.mode == "socket":

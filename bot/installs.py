@@ -27,8 +27,9 @@ from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import Text, TypeDecorator
 
+from bot.metrics import BotMetrics
 from bot.settings import OAuthConfig
-from bot.ui.install_pages import CALLBACKS
+from bot.ui.install_pages import callbacks
 from explain_core.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -124,13 +125,14 @@ def open_stores(config: OAuthConfig) -> Stores:
     return Stores(installations, states)
 
 
-def oauth_settings(config: OAuthConfig, installations: InstallationStore, states: OAuthStateStore) -> OAuthSettings:
+def oauth_settings(config: OAuthConfig, installations: InstallationStore, states: OAuthStateStore,
+                   metrics: BotMetrics) -> OAuthSettings:
     """Bolt's OAuth flow for `config`: its paths, the manifest's scopes, one-use states that
     expire after `state_expiration_s` (and are bound to the installer's browser by a cookie),
-    and pages that say what happened (`bot.ui.install_pages`)."""
+    and pages that say what happened (`bot.ui.install_pages`), each install counted in `metrics`."""
     return OAuthSettings(client_id=config.client_id, client_secret=config.client_secret, scopes=list(config.scopes),
                          redirect_uri=config.redirect_uri, install_path=config.install_path,
-                         redirect_uri_path=config.redirect_uri_path, callback_options=CALLBACKS,
+                         redirect_uri_path=config.redirect_uri_path, callback_options=callbacks(metrics),
                          installation_store=installations, state_store=states,
                          state_expiration_seconds=config.state_expiration_s,
                          token_rotation_expiration_minutes=config.token_rotation_minutes, logger=log)

@@ -61,8 +61,15 @@ class BotMetrics:
         self.to_final = Histogram("qa_bot_final_message_seconds", "From the question to its final message shown, "
                                   "by outcome", ["outcome"], buckets=FINAL_BUCKETS, registry=self.registry)
         self.slack_calls = Counter(
-            "qa_bot_slack_calls", "Web API calls of the reply flow by method and result: ok, retried (a transient "
-            "failure, tried again), rate_limited, or Slack's error code", ["method", "result"], registry=self.registry)
+            "qa_bot_slack_calls", "Every attempt of every Slack call the bot makes (Web API methods, file downloads "
+            "as files.download, response_url posts), by method and result: ok, rate_limited, or the error "
+            "(Slack's code, http_<status>, timeout, connection_error)", ["method", "result"], registry=self.registry)
+        self.slack_retries = Counter("qa_bot_slack_retries", "Slack calls repeated after a transient failure, "
+                                     "by method", ["method"], registry=self.registry)
+        self.installs = Counter("qa_bot_installs", "Slack OAuth installs: ok, or why one failed (Bolt's reason; "
+                                "other for anything else)", ["result"], registry=self.registry)
+        self.uninstalls = Counter("qa_bot_uninstalls", "Workspaces forgotten, by Slack's event: app_uninstalled "
+                                  "or tokens_revoked", ["event"], registry=self.registry)
         self.clicks = Counter("qa_bot_button_clicks", "Clicks on an answer's buttons, by action", ["action"],
                               registry=self.registry)
 

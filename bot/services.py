@@ -14,12 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import BoltContext
-from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
 
 from bot.intake.documents import Documents
 from bot.intake.files import FileReader
@@ -28,33 +22,17 @@ from bot.metrics import BotMetrics
 from bot.outcome.replies import Lanes, Replier
 from bot.outcome.tracking import Outcomes, StatusEdits, Tracker
 from bot.settings import BotSettings
+from bot.slack_client import SlackClient, web_client
 from bot.ui.answers import Answers, Recent
 from bot.ui.followups import FollowUps
 from bot.ui.home import Home
-from bot.workspaces import Installations, ScopedClient, Workspace
+from bot.workspaces import Installations, Workspace
 from explain_core.queue import JobQueue
 from explain_core.queue.feedback import Votes
-from explain_core.queue.purge import forget_team
+from explain_core.queue.purge import forget_org, forget_team
 
 CONTEXT_KEY = "qa_services"
 REPLY_TIMEOUT_S = 30  # a slow Slack that still answers is waited for, rather than asked twice
-
-
-def web_client(settings: BotSettings, *, retries: bool = True, timeout: int = 15,
-               installations: Installations | None = None) -> WebClient:
-    """The Web API client: base URL from SLACK_API_URL. With `retries`, slack_sdk's own retry
-    handlers for connection errors, rate limits (429, honouring Retry-After) and 5xx, for the
-    idempotent reads of listeners; the reply flow has its own, longer policy (`bot.outcome.replies`).
-    With `installations` (many workspaces) its token is the workspace in scope's (`bot.workspaces`),
-    else SLACK_BOT_TOKEN."""
-    handlers = [
-        ConnectionErrorRetryHandler(max_retry_count=2),
-        RateLimitErrorRetryHandler(max_retry_count=3),
-        ServerErrorRetryHandler(max_retry_count=2),
-    ] if retries else []
-    if installations is not None:
-        return ScopedClient(installations, base_url=settings.api_url, timeout=timeout, retry_handlers=handlers)
-    return WebClient(token=settings.bot_token, base_url=settings.api_url, timeout=timeout, retry_handlers=handlers)
 
 
 @dataclass(frozen=True)
@@ -79,7 +57,7 @@ class ReplyFlow:
     def create(cls, settings: BotSettings, queue: JobQueue, metrics: BotMetrics,
                installations: Installations | None = None) -> ReplyFlow:
         stopping = threading.Event()
-        client = web_client(settings, retries=False, timeout=REPLY_TIMEOUT_S, installations=installations)
+        client = web_client(settings, metrics, retries=False, timeout=REPLY_TIMEOUT_S, installations=installations)
         return cls(queue=queue, settings=settings, installations=installations,
                    replier=Replier(client, settings.api_url, settings.slack_retry_s, stopping, metrics),
                    tracker=Tracker(queue.redis, queue.keys), outcomes=Outcomes(queue.redis, queue.keys, metrics),
@@ -104,7 +82,7 @@ class Services:
     message shortcut, `followups` for the answers' buttons, `home` for the App Home tab; `flow`
     for the process's consumer and sweeper."""
 
-    client: WebClient
+    client: SlackClient
     intake: Intake
     documents: Documents
     followups: FollowUps
@@ -115,9 +93,10 @@ class Services:
     def create(cls, settings: BotSettings, queue: JobQueue, metrics: BotMetrics | None = None,
                installations: Installations | None = None) -> Services:
         """`metrics`: the process's (`bot.metrics.process_metrics`, what its port serves); a test's own by default."""
-        client = web_client(settings, installations=installations)
+        metrics = metrics or BotMetrics()
+        client = web_client(settings, metrics, installations=installations)
         documents = Documents(FileReader(client, settings), client, queue.redis, queue.keys, settings.doc_cache_ttl_s)
-        flow = ReplyFlow.create(settings, queue, metrics or BotMetrics(), installations)
+        flow = ReplyFlow.create(settings, queue, metrics, installations)
         recent = Recent(queue.redis, queue.keys, settings.doc_cache_ttl_s)
         intake = Intake(queue, flow.replier, flow.tracker, flow.outcomes, documents, recent, settings.reply_deadline_s,
                         flow.metrics)
@@ -131,9 +110,10 @@ class Services:
         line are dropped unposted by the delivery and the sweeper (`ReplyFlow.serves`)."""
         if self.flow.installations is not None:
             self.flow.installations.forget(workspace)
-        if workspace.team_id is None:  # an org-wide install: its teams' records expire with their TTLs
-            return Counter()
-        return forget_team(self.flow.queue.redis, self.flow.queue.keys, workspace.team_id)
+        redis_client, keys = self.flow.queue.redis, self.flow.queue.keys
+        if workspace.is_enterprise_install and workspace.enterprise_id:  # org-wide: every team of the org that asked
+            return forget_org(redis_client, keys, workspace.enterprise_id)
+        return forget_team(redis_client, keys, workspace.team_id) if workspace.team_id else Counter()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Services:
         # Bolt deep-copies the context for lazy listeners; these objects are thread-safe

@@ -5,7 +5,7 @@ must carry the token of the workspace the question came from, and never another'
 than hand a token down every path (the reply flow, the sweeper, the progress reader, the
 readers of threads and files), each entry point says once whose work it does
 (`acting_for`: a listener for its request's workspace, the delivery for the job's), and the
-clients of `bot.services` (`ScopedClient`) take their token from that scope at each call.
+clients of `bot.services` (`SlackClient`) take their token from that scope at each call.
 In many-workspace mode a call made outside any scope raises `NoWorkspace` rather than guess.
 
 A workspace's token is looked up in the installation store once and cached briefly
@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from slack_bolt import BoltContext
 from slack_sdk import WebClient
@@ -63,7 +63,7 @@ _scope: ContextVar[Workspace | None] = ContextVar("workspace", default=None)
 
 @contextmanager
 def acting_for(workspace: Workspace) -> Iterator[Workspace]:
-    """Every Slack call of `ScopedClient`s inside is made with `workspace`'s token."""
+    """Every Slack call of `SlackClient`s with a token source inside is made with `workspace`'s token."""
     token = _scope.set(workspace)
     try:
         yield workspace
@@ -82,23 +82,6 @@ class NoWorkspace(RuntimeError):
 
 class TokenSource(Protocol):
     def token(self) -> str | None: ...
-
-
-class ScopedClient(WebClient):
-    """A WebClient whose token is read at each call from `source` (the workspace in scope's)."""
-
-    def __init__(self, source: TokenSource, **kwargs: Any) -> None:
-        self._source = source
-        super().__init__(**kwargs)
-
-    @property
-    def token(self) -> str | None:
-        return self._source.token()
-
-    @token.setter
-    def token(self, value: str | None) -> None:
-        if value is not None:
-            raise AttributeError("a ScopedClient's token comes from the workspace in scope")
 
 
 class Installations:

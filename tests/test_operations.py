@@ -19,6 +19,7 @@ import re
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,6 +223,13 @@ def test_counters_add_up_to_what_slack_shows(run: Run) -> None:
     assert total(found, "qa_bot_slack_calls_total", method="chat.postMessage", result="is_archived") == 1
     wait_until(lambda: total(samples(run.bot_port), "qa_bot_pending_placeholders") == 0, 30,
                "every placeholder untracked (after its pictures)")
+    # Every attempt of every Slack call the serving processes made, whatever made it (the reply flow,
+    # live progress, the follow-up's reads, the picture's upload steps), is counted once by method.
+    # auth.test is the start-up check, made before the serving processes exist.
+    made = Counter(c.method for c in run.slack.calls() if c.method != "auth.test")
+    found = samples(run.bot_port)
+    assert {method: total(found, "qa_bot_slack_calls_total", method=method) for method in made} == made
+    assert total(found, "qa_bot_slack_calls_total", method="response_url", result="ok") == 1  # the refusal
     worker = samples(run.worker_port)
     assert total(worker, "qa_worker_jobs_total", outcome="answered") == len(run.answered)
     assert total(worker, "qa_worker_compute_seconds_count", method="vanilla") == len(run.answered) - 1

@@ -18,11 +18,11 @@ import urllib.request
 from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.intake.extract import Extracted, PdfLimits, read_pdf
 from bot.settings import BotSettings
+from bot.slack_client import SlackClient
 from explain_core.errors import InputError
 from explain_core.settings import max_passage_chars
 
@@ -134,7 +134,7 @@ class _SlackOnlyRedirects(urllib.request.HTTPRedirectHandler):
 class FileReader:
     """Downloads Slack files and reads their text, with the limits from `BotSettings`."""
 
-    def __init__(self, client: WebClient, settings: BotSettings) -> None:
+    def __init__(self, client: SlackClient, settings: BotSettings) -> None:
         self._client = client
         self._settings = settings
         self._opener = urllib.request.build_opener(_SlackOnlyRedirects(settings.file_origins))
@@ -226,10 +226,13 @@ class FileReader:
         timeout = self._settings.download_timeout_s
         deadline = time.monotonic() + timeout
         too_slow = InputError("download_failed", f"Downloading {name} from Slack took too long. Try again in a minute.")
+        failed = InputError("download_failed", f"I couldn't download {name} from Slack. Try again in a minute.")
+        result = "ok"  # what qa_bot_slack_calls_total{method="files.download"} records of this attempt
         try:
             with self._opener.open(request, timeout=timeout) as response:
                 if response.headers.get_content_type() == "text/html":
                     # Slack answers a request it won't authorise with its sign-in page.
+                    result = "sign_in_page"
                     raise InputError("download_failed", f"Slack would not let me download {name}. "
                                                         "The app may be missing the files:read scope.")
                 chunks: list[bytes] = []
@@ -237,20 +240,29 @@ class FileReader:
                 while chunk := response.read(_CHUNK):
                     received += len(chunk)
                     if received > limit:
+                        result = "too_large"
                         raise over
                     if time.monotonic() > deadline:
+                        result = "timeout"
                         raise too_slow
                     chunks.append(chunk)
                 return b"".join(chunks)
         except InputError:
             raise
+        except urllib.error.HTTPError as exc:
+            result = f"http_{exc.code}"
+            log.warning("download of %s failed: HTTP %s", name, exc.code)
+            raise failed from None
         except (urllib.error.URLError, OSError) as exc:
             # A timeout surfaces bare while reading, wrapped in URLError while connecting.
             if isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError):
+                result = "timeout"
                 raise too_slow from None
+            result = "connection_error"
             log.warning("download of %s failed: %s", name, exc)
-            raise InputError("download_failed",
-                             f"I couldn't download {name} from Slack. Try again in a minute.") from None
+            raise failed from None
+        finally:
+            self._client.count("files.download", result)
 
 
 def _megabytes(size: int) -> str:

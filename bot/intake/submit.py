@@ -46,6 +46,7 @@ from bot.workspaces import Workspace, current
 from explain_core.errors import Busy, InputError, Limited, Refusal, Unavailable
 from explain_core.ops import step
 from explain_core.queue import JobOptions, JobQueue, Keys, consumer_name
+from explain_core.queue.purge import note_org_team
 from explain_core.validation import validate
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,9 @@ class Intake:
                                   doc_ts=ask.doc_ts or ask.thread_ts or ts, asked_at=ask.asked_at,
                                   enterprise_id=workspace.enterprise_id,
                                   is_enterprise_install=workspace.is_enterprise_install)
+        if workspace.is_enterprise_install and workspace.enterprise_id:
+            with contextlib.suppress(redis.RedisError):  # the record just below meets the same Redis, and says so
+                note_org_team(self._queue.redis, self._queue.keys, workspace.enterprise_id, ask.team)
         self._tracker.begin(placeholder)
         try:
             owner = self._tracker.track(placeholder)
@@ -209,12 +213,15 @@ class Intake:
         except (Busy, Limited) as exc:
             try:
                 self._outcomes.claim(ask.key, Outcome.REFUSED, exc.code)  # nothing was queued; stops any stray answer
+                claimed = True
             except redis.RedisError:
-                self._settled(ask.key, exc.code)
+                claimed = False
             if self._refuse(placeholder, exc.message[0].upper() + exc.message[1:] + "."):
+                if not claimed:
+                    self._settled(ask.key, exc.code)
                 self._tracker.forget(ask.key)
-            else:
-                self._tracker.mark(ask.key, Local.WAITING)  # the sweeper says it, once Slack works
+            else:  # the sweeper says it once Slack works, and counts what it says then
+                self._tracker.mark(ask.key, Local.WAITING)
             return False
         except redis.RedisError as exc:
             log.warning("enqueue of %s failed: Redis unavailable (%s); the sweeper will settle it", ask.key, exc)
@@ -266,6 +273,15 @@ class Intake:
                                window_s=min(LISTENER_RETRY_S, self._replier.window_s))
         except SlackFailed as exc:
             log.warning("could not tell %s in %s: %s", user, channel, exc.reason())
+
+
+    def respond(self, response_url: str, message: blocks.Message) -> None:
+        """A message only the asker sees, through their command's `response_url` (retried and
+        counted like every reply); failures are logged, since there is no one else to tell."""
+        try:
+            self._replier.respond(response_url, message, window_s=min(LISTENER_RETRY_S, self._replier.window_s))
+        except SlackFailed as exc:
+            log.warning("could not answer through the response_url: %s", exc.reason())
 
 
 def _cannot_post(exc: SlackFailed) -> Refusal:

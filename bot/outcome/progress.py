@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from bot.outcome.background import Background
 from bot.outcome.replies import classify
 from bot.outcome.tracking import Local, Placeholder
-from bot.services import ReplyFlow, web_client
+from bot.services import ReplyFlow
+from bot.slack_client import web_client
 from bot.ui import blocks
 from bot.workspaces import Workspace, acting_for
 from explain_core import defaults
@@ -57,7 +58,7 @@ class LiveProgress(Background):
         super().__init__(flow.stopping)
         self._flow = flow
         self._after_s = flow.settings.progress_after_s
-        self._client = web_client(flow.settings, retries=False, timeout=EDIT_TIMEOUT_S,
+        self._client = web_client(flow.settings, flow.metrics, retries=False, timeout=EDIT_TIMEOUT_S,
                                   installations=flow.installations)
         self._position: str | None = None
         self._statuses: dict[str, _Status] = {}
@@ -88,12 +89,13 @@ class LiveProgress(Background):
             self._statuses[event.key] = _Status(event, now)
 
     def _places(self, now: float) -> None:
-        """Each waiting question's place in line, as a `queued` status, until the worker takes it.
-        A question that waits behind its asker's earlier one (not in the line yet) keeps what the
-        placeholder says."""
-        queued = [p.key for p, state in self._flow.tracker.local() if state is Local.WAITING
+        """Each waiting question's place in line, as a `queued` status, until the worker takes it:
+        in the stream, or at its workspace's gate (many workspaces). A question that waits behind
+        its asker's earlier one (not in the line yet) keeps what the placeholder says."""
+        queued = [p for p, state in self._flow.tracker.local() if state is Local.WAITING
                   and (p.key not in self._statuses or self._statuses[p.key].progress.stage == "queued")]
-        for key, ahead in zip(queued, self._flow.queue.ahead(queued)):
+        keys = [p.key for p in queued]
+        for key, ahead in zip(keys, self._flow.queue.ahead(keys, [p.team for p in queued])):
             if ahead is not None:
                 self._note(Progress(key, "queued", ahead), now)
 

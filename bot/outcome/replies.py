@@ -12,8 +12,9 @@
 - A permanent failure moves to the next way still open: update the placeholder -> post in
   the thread -> an ephemeral message to the asker -> the slash command's or shortcut's
   `response_url`. The message says the true reason: an outage is not "invite me".
-- Every attempt is counted (`qa_bot_slack_calls_total{method, result}`): ok, retried,
-  rate_limited, or the error code Slack gave when the call failed for good.
+- Every attempt is counted by the client (`bot.services.SlackClient`; here only the
+  response_url posts, which do not go through it) and every repetition here
+  (`qa_bot_slack_retries_total`).
 """
 from __future__ import annotations
 
@@ -150,6 +151,17 @@ def classify(exc: BaseException) -> Failure | None:
     return None
 
 
+def call_result(exc: BaseException | None) -> str:
+    """What `qa_bot_slack_calls_total` records of one attempt that ended with `exc` (None: it
+    worked): ok, rate_limited, or the error (Slack's code, http_<status>, timeout, connection_error)."""
+    if exc is None:
+        return "ok"
+    failure = classify(exc)
+    if failure is None:
+        return "error"
+    return "rate_limited" if failure.error == "ratelimited" else failure.error
+
+
 def tag(key: str) -> str:
     """A short, stable name for a job in what the bot posts (message metadata, file names):
     the job key itself holds Slack ids that have no business in a channel."""
@@ -187,7 +199,6 @@ class Replier:
                lookup: Callable[[], T | None] | None = None, heartbeat: Callable[[], None] | None = None) -> T:
         """`call()` (Slack's `method`, on `where`) under the retry policy (module doc)."""
         what = f"{method} {where}".rstrip()
-        calls = self._metrics.slack_calls
         window = self.window_s if window_s is None else window_s
         started = time.monotonic()
         delay = self.first_backoff_s
@@ -199,23 +210,19 @@ class Replier:
                     log.info("%s: the earlier attempt had worked after all", what)
                     return found
             try:
-                done = call()
-                calls.labels(method, "ok").inc()
-                return done
+                return call()
             except Exception as exc:
                 failure = classify(exc)
                 if failure is None:
                     raise
                 elapsed = time.monotonic() - started
                 if not failure.transient:
-                    calls.labels(method, failure.error).inc()
                     raise SlackFailed(failure, what) from None
                 wait = max(delay, failure.retry_after or 0.0, UNCLEAR_PAUSE_S if failure.sent and lookup else 0.0)
                 if elapsed + wait > window:
-                    calls.labels(method, failure.error).inc()
                     log.warning("%s: giving up after %.0f s (%s)", what, elapsed, failure.error)
                     raise SlackFailed(failure, what, elapsed) from None
-                calls.labels(method, "rate_limited" if failure.error == "ratelimited" else "retried").inc()
+                self._metrics.slack_retries.labels(method).inc()
                 unclear = unclear or failure.sent
                 log.warning("%s failed (%s, HTTP %s); retrying in %.1f s", what, failure.error, failure.status, wait)
                 self.sleep(wait, heartbeat)
@@ -293,18 +300,32 @@ class Replier:
                 first = exc
         if response_url and self._trusted(response_url):
             try:
-                self._retry("response_url", "", lambda: self._respond(response_url, message),
-                            window_s=window_s, heartbeat=heartbeat)
+                self.respond(response_url, message, window_s=window_s, heartbeat=heartbeat)
                 return "response_url"
             except SlackFailed as exc:
                 first = first or exc
         raise first or SlackFailed(Failure("no_way_to_reach_the_asker", False, False), "tell")
 
+    def respond(self, response_url: str, message: blocks.Message, *, window_s: float | None = None,
+                heartbeat: Callable[[], None] | None = None) -> None:
+        """A message only the asker sees, through their command's or shortcut's `response_url`
+        (Slack's hook host only); raises SlackFailed."""
+        if not self._trusted(response_url):
+            raise SlackFailed(Failure("untrusted_response_url", False, False), "response_url")
+        self._retry("response_url", "", lambda: self._respond(response_url, message), window_s=window_s,
+                    heartbeat=heartbeat)
+
     def _respond(self, url: str, message: blocks.Message) -> None:
-        response = WebhookClient(url, timeout=30).send(response_type="ephemeral", replace_original=False,
-                                                       **message.kwargs())
-        if response.status_code != 200:
-            raise HookRejected(response.status_code, response.body or "")
+        try:
+            response = WebhookClient(url, timeout=30).send(response_type="ephemeral", replace_original=False,
+                                                           **message.kwargs())
+            if response.status_code != 200:
+                raise HookRejected(response.status_code, response.body or "")
+        except Exception as exc:  # Slack's body names the error, but in words of its choosing: the status
+            result = f"http_{exc.status}" if isinstance(exc, HookRejected) else call_result(exc)
+            self._metrics.slack_calls.labels("response_url", result).inc()
+            raise
+        self._metrics.slack_calls.labels("response_url", "ok").inc()
 
     def _trusted(self, url: str) -> bool:
         """Only Slack's hook host (or the API's own origin: a test fake, a proxy) gets a POST."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -115,6 +116,9 @@ class _Entry:
     reason: Outcome | None = None  # for SETTLED: the outcome still to be claimed in Redis
 
 
+_CLAIMED_BY = "|"  # an outcome's value, then the token of the claim that recorded it
+
+
 class Outcomes:
     """The one final outcome of each question (see the module doc)."""
 
@@ -128,11 +132,19 @@ class Outcomes:
         (a code: why it was refused, why the worker could not answer, `no_answer`) goes to the
         count and the log line of the claim that records it.
 
-        One command (SET NX GET), so a retried call after a lost reply reads its own claim.
-        None only for a value this code does not know (a newer release's)."""
-        previous = cast("str | None", self._redis.set(self._keys.outcome(key), outcome.value, nx=True,
-                                                      ex=Keys.REPLY_TTL_S, get=True))
-        if previous is not None:
+        One command (SET NX GET) whose value carries a token of this call, so that a reply lost
+        after Redis ran it is not taken for another claim's (the outcome would go uncounted): the
+        claim is read back once, and is this call's if it holds the token. None only for a value
+        this code does not know (a newer release's)."""
+        mine = f"{outcome.value}{_CLAIMED_BY}{uuid.uuid4().hex[:12]}"
+        try:
+            previous = cast("str | None", self._redis.set(self._keys.outcome(key), mine, nx=True,
+                                                          ex=Keys.REPLY_TTL_S, get=True))
+        except redis.ConnectionError:
+            previous = self._redis.get(self._keys.outcome(key))
+            if previous is None:
+                raise  # the SET never ran: the caller tries again later
+        if previous is not None and previous != mine:
             return _outcome(previous)
         kind = counted_as(outcome, reason)
         if kind == "lost":
@@ -149,7 +161,7 @@ class Outcomes:
 
 def _outcome(value: str) -> Outcome | None:
     try:
-        return Outcome(value)
+        return Outcome(value.partition(_CLAIMED_BY)[0])
     except ValueError:
         return None
 

@@ -2,7 +2,10 @@
 
 Bolt's default failure page says "Something went wrong" whatever went wrong; an installer who
 pressed Cancel, or came back to an old link, should read which it was and where to start again.
-Bolt calls these through `CallbackOptions`; nothing here logs or shows a token or a code.
+Bolt calls these through `CallbackOptions`; nothing here logs or shows a token or a code. Each
+install is counted (`qa_bot_installs_total{result}`): ok, or Bolt's reason for a failure; a reason
+outside Bolt's known ones (Slack's `error` parameter, which anyone can put in the redirect URL) is
+counted as "other", so a stranger's requests cannot grow the metric without bound.
 """
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ import html
 
 from slack_bolt import BoltResponse
 from slack_bolt.oauth.callback_options import CallbackOptions, FailureArgs, SuccessArgs
+
+from bot.metrics import BotMetrics
 
 # Bolt's failure reasons (slack_bolt.oauth.oauth_flow), and Slack's "error" for a cancelled install.
 _FAILURES = {
@@ -52,4 +57,15 @@ def failure(args: FailureArgs) -> BoltResponse:
                  f"<p><a href=\"{start}\">Start the install again</a></p>", args.suggested_status_code)
 
 
-CALLBACKS = CallbackOptions(success=success, failure=failure)
+def callbacks(metrics: BotMetrics) -> CallbackOptions:
+    """The pages above, each install counted in `metrics` (see the module doc)."""
+
+    def succeeded(args: SuccessArgs) -> BoltResponse:
+        metrics.installs.labels("ok").inc()
+        return success(args)
+
+    def failed(args: FailureArgs) -> BoltResponse:
+        metrics.installs.labels(args.reason if args.reason in _FAILURES else "other").inc()
+        return failure(args)
+
+    return CallbackOptions(success=succeeded, failure=failed)

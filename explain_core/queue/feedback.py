@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -32,15 +32,19 @@ VOTES = (HELPFUL, NOT_HELPFUL)
 _PRUNE_BATCH = 100  # old votes dropped per new vote: enough to keep up, bounded work per click
 _PAGE = 500  # votes read per round trip by an export
 
-# KEYS: votes hash, votes by time, counts. ARGV: field, record, count field, now, cutoff, prune batch.
-# Returns the voter's previous vote record, or false.
-_VOTE = """
+# A vote's record leaves the counts (KEYS[3]) with it; shared by both scripts below.
+_UNCOUNT = """
 local function forget(record)
   local ok, old = pcall(cjson.decode, record)
   if ok and type(old.model) == 'string' and type(old.vote) == 'string' then
     redis.call('HINCRBY', KEYS[3], old.model .. '\t' .. old.vote, -1)
   end
 end
+"""
+
+# KEYS: votes hash, votes by time, counts. ARGV: field, record, count field, now, cutoff, prune batch.
+# Returns the voter's previous vote record, or false.
+_VOTE = _UNCOUNT + """
 local previous = redis.call('HGET', KEYS[1], ARGV[1])
 if previous then forget(previous) end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -53,6 +57,20 @@ for _, field in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[5], 'LI
   redis.call('ZREM', KEYS[2], field)
 end
 return previous
+"""
+
+# KEYS: votes hash, votes by time, counts. ARGV: the fields of the votes to drop. Returns how many went.
+_DROP = _UNCOUNT + """
+local dropped = 0
+for _, field in ipairs(ARGV) do
+  local record = redis.call('HGET', KEYS[1], field)
+  if record then
+    forget(record)
+    dropped = dropped + redis.call('HDEL', KEYS[1], field)
+  end
+  redis.call('ZREM', KEYS[2], field)
+end
+return dropped
 """
 
 
@@ -94,6 +112,7 @@ class Votes:
         self._redis = client
         self._keys = keys
         self._record = client.register_script(_VOTE)
+        self._drop = client.register_script(_DROP)
 
     def record(self, vote: Vote) -> Vote | None:
         """Store `vote`, replacing the voter's earlier vote on the same answer (returned)."""
@@ -103,6 +122,17 @@ class Votes:
                                 args=[f"{vote.tag}\t{vote.voter}", vote.to_json(), count_field(vote.model, vote.vote),
                                       vote.at, vote.at - Keys.FEEDBACK_RETENTION_S, _PRUNE_BATCH])
         return Vote.from_json(previous) if previous else None
+
+    def drop(self, teams: Collection[str]) -> int:
+        """Drop every vote cast in `teams` (they uninstalled the app), and its counts with it, so
+        the counts still equal the votes kept; returns how many went."""
+        fields = [field for field, record in self._redis.hscan_iter(self._keys.votes, count=_PAGE)
+                  if Vote.from_json(record).team in teams]
+        dropped = 0
+        for start in range(0, len(fields), _PAGE):
+            dropped += int(self._drop(keys=[self._keys.votes, self._keys.votes_at, self._keys.votes_count],
+                                      args=fields[start:start + _PAGE]))
+        return dropped
 
     def counts(self) -> dict[tuple[str, str], int]:
         """Votes kept, by (model, vote)."""

@@ -41,6 +41,8 @@ Layout under a namespace `ns` (QA_NAMESPACE, default "qa"):
     ns:votes:at                  sorted set: the same fields by time, to drop votes past FEEDBACK_RETENTION_S
     ns:votes:count               hash: votes kept, by model and vote (the Prometheus gauge)
     ns:shortcut:<team>:<ch>:<ts> the bot: the message a shortcut's form asks about, until submitted
+    ns:org:<enterprise>          the bot: set of the teams that asked through an org-wide install, so that
+                                 the org's uninstall forgets them (explain_core/queue/purge.py)
 
 Every key has a TTL (streams: refreshed on each write) and the streams are capped, so Redis
 memory stays bounded whatever happens to the consumers. The votes are the exception that a
@@ -171,6 +173,9 @@ class Keys:
 
     def document(self, team: str, channel: str, root_ts: str) -> str:
         return f"{self.namespace}:doc:{team}:{channel}:{root_ts}"
+
+    def org_teams(self, enterprise: str) -> str:
+        return f"{self.namespace}:org:{enterprise}"
 
     def stash(self, team: str, channel: str, ts: str) -> str:
         return f"{self.namespace}:shortcut:{team}:{channel}:{ts}"

@@ -138,6 +138,34 @@ if not id then return {'held', '', ahead + redis.call('LLEN', KEYS[10])} end
 return {'queued', id, ahead}
 """
 
+# Each job's place in line: its rank in `order`, else, at its team's gate, the jobs in the stream
+# plus the team's turns before it (each turn list read and decoded once, however many ask).
+# KEYS: order, then each job's team's turns list (or ''). ARGV: the job keys. -1: not in line.
+_AHEAD = """
+local in_stream = redis.call('ZCARD', KEYS[1])
+local gates = {}
+local out = {}
+for i, key in ipairs(ARGV) do
+  local rank = redis.call('ZRANK', KEYS[1], key)
+  if not rank and KEYS[i + 1] ~= '' then
+    local gate = gates[KEYS[i + 1]]
+    if not gate then
+      gate = {}
+      for j, turn in ipairs(redis.call('LRANGE', KEYS[i + 1], 0, -1)) do
+        local ok, waiting = pcall(cjson.decode, turn)
+        local ok2, item = false, nil
+        if ok then ok2, item = pcall(cjson.decode, waiting.item) end
+        if ok2 and type(item.key) == 'string' then gate[item.key] = j - 1 end
+      end
+      gates[KEYS[i + 1]] = gate
+    end
+    if gate[key] then rank = in_stream + gate[key] end
+  end
+  out[i] = rank or -1
+end
+return out
+"""
+
 # Result (and dead letter) written, the asker's next question let into the stream, then the
 # job acked and deleted, as one step. The `done` marker makes it idempotent: a retry after a
 # lost reply, or a second worker that computed the same reclaimed job, acks without adding a
@@ -277,6 +305,7 @@ class JobQueue:
         self.result_reclaim_ms = int(result_reclaim_s * 1000)
         self._enqueue = client.register_script(_ENQUEUE)
         self._finish = client.register_script(_FINISH)
+        self._ahead = client.register_script(_AHEAD)
         self._groups: set[tuple[str, str]] = set()
 
     @classmethod
@@ -360,16 +389,16 @@ class JobQueue:
             raise Limited(reply[0], int(reply[1]))
         return Enqueued(job_id=reply[1] or None, ahead=int(reply[2]), duplicate=False)
 
-    def ahead(self, keys: list[str]) -> list[int | None]:
+    def ahead(self, keys: list[str], teams: list[str | None] | None = None) -> list[int | None]:
         """For each job key, how many unfinished jobs are before it in the stream (those being
-        computed included); None for a job not in the stream (waiting behind its asker's
-        earlier question, finished, or lost)."""
+        computed included); with its team (`teams`, many workspaces), a job waiting at its team's
+        gate counts the stream's jobs and its team's turns before its own (see `_PUSH`). None for
+        a job not in line (waiting behind its asker's earlier question, finished, or lost)."""
         if not keys:
             return []
-        pipe = self._client.pipeline(transaction=False)
-        for key in keys:
-            pipe.zrank(self.keys.order, key)
-        return [None if rank is None else int(rank) for rank in pipe.execute()]
+        turns = [self.keys.turns(team) if team else "" for team in (teams or [None] * len(keys))]
+        found = self._ahead(keys=[self.keys.order, *turns], args=keys)
+        return [None if rank < 0 else int(rank) for rank in found]
 
     def known(self, key: str) -> bool:
         """Whether Redis still has a trace of the job enqueued under `key` (its dedup marker

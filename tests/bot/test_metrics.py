@@ -2,12 +2,23 @@
 the deployment's gauges read at scrape time (a gap, not zeros, while Redis is away)."""
 from __future__ import annotations
 
-from prometheus_client import generate_latest
+from typing import Any
 
+import pytest
+import redis
+from prometheus_client import generate_latest
+from slack_sdk.errors import SlackApiError
+
+from bot.intake.files import FileReader
 from bot.metrics import BotMetrics, QueueCollector, entry_point
 from bot.outcome.tracking import Outcome, Outcomes, counted_as
+from bot.slack_client import web_client
 from explain_core.queue import JobOptions, JobQueue, ReplyTo
+from tests.support.bot_harness import settings_for, slack
 from tests.support.redis_server import RedisServer
+from tests.support.slack_fake import SlackFake
+
+__all__ = ["slack"]
 
 
 def test_an_outcome_claimed_by_two_processes_is_counted_by_the_one_that_records_it(redis_url: str) -> None:
@@ -53,3 +64,60 @@ def test_queue_gauges_are_read_from_redis_at_each_scrape(durable_redis: RedisSer
     durable_redis.stop()
     page = generate_latest(registry).decode()
     assert "qa_redis_up 0.0" in page and "qa_queue_jobs" not in page and "qa_bot_held_questions" not in page
+
+
+def test_every_attempt_of_every_slack_call_is_counted_once_with_its_retries(slack: SlackFake) -> None:
+    """Counted where slack_sdk makes each HTTP request, so retries by slack_sdk's handlers (the
+    listeners' client) and by the reply flow alike show as attempts; and a file download too."""
+    metrics = BotMetrics()
+    settings = settings_for(slack, "redis://unused", "unused")
+    client = web_client(settings, metrics)  # the listeners' client: slack_sdk retries 429 and 5xx
+    slack.fail_next("conversations.replies", 503)
+    slack.fail_next("conversations.replies", 429, retry_after=1)
+    root = slack.add_message("C1", {"user": "U1", "text": "Ada lived in London."})
+    client.conversations_replies(channel="C1", ts=root["ts"])
+    with pytest.raises(SlackApiError):
+        client.chat_postMessage(channel="CNOTIN1", text="hi")  # Slack says not_in_channel: no retry
+
+    def count(method: str, result: str) -> float | None:
+        return metrics.registry.get_sample_value("qa_bot_slack_calls_total", {"method": method, "result": result})
+
+    assert [count("conversations.replies", r) for r in ("http_503", "rate_limited", "ok")] == [1, 1, 1]
+    assert metrics.registry.get_sample_value("qa_bot_slack_retries_total", {"method": "conversations.replies"}) == 2
+    assert count("chat.postMessage", "not_in_channel") == 1
+    assert len(slack.calls()) == 4  # what Slack saw, attempt by attempt: the same four
+
+    file = slack.add_file("notes.txt", b"Ada lived in London.")
+    assert FileReader(client, settings).read_file(file) == "Ada lived in London."
+    assert count("files.download", "ok") == 1
+
+
+class _LosesFirstReply(redis.Connection):
+    """A connection whose first SET runs in Redis but whose reply never arrives."""
+
+    lost = False
+    last = ""
+
+    def send_command(self, *args: Any, **kwargs: Any) -> None:
+        self.last = str(args[0]) if args else ""
+        super().send_command(*args, **kwargs)
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        response = super().read_response(*args, **kwargs)
+        if self.last == "SET" and not _LosesFirstReply.lost:
+            _LosesFirstReply.lost = True
+            raise redis.ConnectionError("the reply was lost on the way")
+        return response
+
+
+def test_a_claim_whose_reply_was_lost_is_still_counted_once(redis_url: str) -> None:
+    """The claim ran in Redis but its reply was lost: the claim reads it back, finds its own token and
+    counts it (a repeat used to take it for another claim's, and the outcome went uncounted)."""
+    pool = redis.ConnectionPool.from_url(redis_url, connection_class=_LosesFirstReply, decode_responses=True)
+    client = redis.Redis(connection_pool=pool)
+    metrics = BotMetrics()
+    keys = JobQueue(client, "lost-reply").keys
+    assert Outcomes(client, keys, metrics).claim("k1", Outcome.ANSWER) is Outcome.ANSWER
+    assert _LosesFirstReply.lost  # the fault happened
+    assert metrics.registry.get_sample_value("qa_bot_outcomes_total", {"outcome": "answered", "reason": ""}) == 1
+    assert Outcomes(client, keys, BotMetrics()).claim("k1", Outcome.TIMEOUT) is Outcome.ANSWER  # and it is the claim

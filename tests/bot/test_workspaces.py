@@ -14,6 +14,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -167,6 +168,10 @@ def uninstall(bot: BotUnderTest, team: str, kind: str = "app_uninstalled") -> No
     wait_until(lambda: installed(bot, team) is None, what=f"{team}'s installation deleted")
 
 
+def counted(bot: BotUnderTest, name: str, **labels: str) -> float:
+    return bot.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
 def installed(bot: BotUnderTest, team: str) -> Any:
     assert bot.installations is not None
     return bot.installations.store.find_installation(enterprise_id=None, team_id=team)
@@ -206,6 +211,8 @@ def test_two_workspaces_each_answered_with_its_own_token_and_an_uninstall_forget
         wait_until(lambda: bot.queue.redis.xlen(bot.queue.keys.results) == 0, what="the result dropped and acked")
         assert traces(bot.queue.redis, namespace, team_b) == []
         assert answered(slack, waiting) == []
+        assert counted(bot, "qa_bot_installs_total", result="ok") == 2
+        assert counted(bot, "qa_bot_uninstalls_total", event="app_uninstalled") == 1
         print(f"uninstall purged {len(before)} keys holding {team_b}; {caplog.text.split('forgot')[1][:120]!r}")
 
         # A goes on answering.
@@ -270,6 +277,12 @@ def test_forged_replayed_expired_denied_and_codeless_redirects_are_refused(
         assert requests.get(f"{bot.base_url}/slack/oauth_redirect", params={"state": "x" * 3000},
                             timeout=10).status_code == 414
         assert [g.team_id for g in slack.grants.values() if g.team_id == team] == [team]  # installed once
+        # Each failure counted by Bolt's reason; a made-up error in the URL as "other", never as its own label.
+        state = begin(bot)
+        assert "Explain was not installed" in redirect(bot, state, error="x" * 40).text
+        assert {reason: counted(bot, "qa_bot_installs_total", result=reason) for reason in
+                ("ok", "invalid_state", "access_denied", "missing_code", "invalid_browser", "other")} == {
+            "ok": 1, "invalid_state": 3, "access_denied": 1, "missing_code": 1, "invalid_browser": 1, "other": 1}
     finally:
         bot.close()
 
@@ -341,13 +354,24 @@ def test_an_org_wide_enterprise_install_answers_every_team_of_the_org(
         org = unique("E")
         grant = install(bot, slack, None, enterprise=org)
         bot.start_delivery()
-        channels = [unique("C"), unique("C")]
-        for channel in channels:  # two workspaces of the org, one installation
-            ask(bot, unique("TG"), channel, enterprise_id=org, is_enterprise_install="true")
+        channels, teams = [unique("C"), unique("C")], [unique("TG"), unique("TG")]
+        for channel, team in zip(channels, teams):  # two workspaces of the org, one installation
+            ask(bot, team, channel, enterprise_id=org, is_enterprise_install="true")
         assert {queued(bot, c).reply_to.enterprise_id for c in channels} == {org}
         answer_jobs(bot.queue)
         slack.wait_for(lambda: all(answered(slack, c) for c in channels), what="both answers")
         assert set().union(*(tokens_used(slack, c) for c in channels)) == {grant.token}
+
+        # The org uninstalls: its one installation goes, and what the bot kept of each of its teams.
+        assert all(traces(bot.queue.redis, namespace, team) for team in teams)
+        slack.revoke(None, org)
+        envelope = {**event_callback({"type": "app_uninstalled"}), "team_id": teams[0], "enterprise_id": org,
+                    "is_enterprise_install": True, "authorizations": []}
+        assert bot.post(json.dumps(envelope), "application/json").status == 200
+        wait_until(lambda: bot.installations is not None and bot.installations.store.find_installation(
+            enterprise_id=org, team_id=None, is_enterprise_install=True) is None, what="the org's installation deleted")
+        wait_until(lambda: not any(traces(bot.queue.redis, namespace, t) for t in (*teams, org)),
+                   what="every team of the org forgotten")
     finally:
         bot.close()
 
@@ -417,3 +441,44 @@ def test_a_job_written_before_enterprise_fields_still_reads() -> None:
     old = json.loads((ROOT / "tests/queue/data/job_inline.json").read_text())
     job = Job.from_json(json.dumps(old))
     assert (job.reply_to.enterprise_id, job.reply_to.is_enterprise_install) == (None, False)
+
+
+def test_a_workspace_s_burst_waits_at_its_gate_with_its_place_shown_and_another_s_first_question_goes_first(
+        slack: SlackFake, module_redis, namespace: str, sqlite_url: str) -> None:
+    """The team gate through the real bot (QA_TEAM_SLOTS=2): six people of one workspace ask at once,
+    then one person of another; the other's question is answered among the first three, and each
+    question at the gate shows its place in line meanwhile."""
+    settings = replace(many(slack, module_redis.url, namespace, sqlite_url), team_slots=2, progress_after_s=0.0)
+    bot = BotUnderTest(slack, settings)
+    try:
+        team_a, team_b = unique("TA"), unique("TB")
+        install(bot, slack, team_a), install(bot, slack, team_b)
+        bot.start_delivery()
+        bot.start_progress()
+        burst = [unique("CA") for _ in range(6)]
+        for channel in burst:
+            ask(bot, team_a, channel, user_id=unique("U"))
+        first = unique("CB")
+        ask(bot, team_b, first)
+        wait_until(lambda: len(bot.jobs()) == 3, what="two of A's questions and B's first in the stream")
+        assert sum(job.reply_to.team == team_b for job in bot.jobs()) == 1
+
+        def place(channel: str) -> int | None:
+            shown = [re.search(r"Queued: (\d+) questions? ahead of yours", json.dumps(c.args.get("blocks")))
+                     for c in slack.calls("chat.update", channel=channel)]
+            return next((int(found.group(1)) for found in reversed(shown) if found), None)
+
+        gated = [c for c in burst if c not in {job.reply_to.channel for job in bot.jobs()}]
+        assert len(gated) == 4
+        slack.wait_for(lambda: all(place(c) is not None for c in gated), what="each gated question's place in line")
+        assert sorted(place(c) or 0 for c in gated) == [3, 4, 5, 6]
+
+        order: list[str] = []
+        while len(order) < 7:
+            order += [job.reply_to.channel for job in answer_jobs(bot.queue)]
+            if len(order) < 7:
+                wait_until(lambda: bot.jobs(), what="the next jobs let in")
+        assert first in order[:3]
+        slack.wait_for(lambda: all(answered(slack, c) for c in [*burst, first]), what="every answer")
+    finally:
+        bot.close()

@@ -10,6 +10,7 @@ import pytest
 
 from explain_core.queue import JobQueue, Keys
 from explain_core.queue.feedback import HELPFUL, NOT_HELPFUL, Vote, Votes, export
+from explain_core.queue.purge import forget_team
 
 
 @pytest.fixture()
@@ -18,8 +19,8 @@ def votes(redis_url: str, namespace: str) -> Votes:
     return Votes(queue.redis, queue.keys)
 
 
-def vote(tag: str, voter: str, value: str, *, at: float | None = None, model: str = "m") -> Vote:
-    return Vote(tag=tag, key=f"event:T:C:{tag}", voter=voter, team="T", channel="C", vote=value, model=model,
+def vote(tag: str, voter: str, value: str, *, at: float | None = None, model: str = "m", team: str = "T") -> Vote:
+    return Vote(tag=tag, key=f"event:{team}:C:{tag}", voter=voter, team=team, channel="C", vote=value, model=model,
                 method="vanilla", score=0.75, no_answer=False, at=time.time() if at is None else at)
 
 
@@ -57,3 +58,16 @@ def test_export_reads_every_vote_once_across_pages_and_shared_timestamps(votes: 
 def test_an_unknown_vote_is_refused(votes: Votes) -> None:
     with pytest.raises(ValueError):
         votes.record(vote("a1", "U1", "maybe"))
+
+
+def test_an_uninstall_drops_the_team_s_votes_and_their_counts(votes: Votes, redis_url: str, namespace: str) -> None:
+    """The counts the worker's /metrics reports must equal the votes kept after a purge too."""
+    votes.record(vote("a1", "U1", HELPFUL, team="TGONE"))
+    votes.record(vote("a2", "U2", NOT_HELPFUL, team="TGONE"))
+    votes.record(vote("a3", "U3", HELPFUL, team="TSTAYS"))
+    queue = JobQueue.from_url(redis_url, namespace=namespace)
+    removed = forget_team(queue.redis, queue.keys, "TGONE")
+    assert removed["votes"] == 2
+    assert votes.counts() == {("m", HELPFUL): 1}
+    assert [(v.tag, v.team) for v in votes.all()] == [("a3", "TSTAYS")]
+    assert queue.redis.zcard(queue.keys.votes_at) == 1

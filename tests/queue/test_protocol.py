@@ -313,8 +313,14 @@ def test_a_burst_from_many_askers_of_one_team_never_sits_in_front_of_another_tea
         queue.enqueue(f"a{i}", "q", "p", JobOptions(), replace(REPLY_TO, team="TA", user=f"U{i}"))
     queue.enqueue("a0-again", "q", "p", JobOptions(), replace(REPLY_TO, team="TA", user="U0"))  # behind U0's first
     assert queue.depth() == 2
+    # Each question at the gate has its place: the stream's two, then its team's turns before it.
+    waiting = [f"a{i}" for i in range(2, 20)]
+    assert queue.ahead(waiting, ["TA"] * len(waiting)) == list(range(2, 20))
+    assert queue.ahead(["a2", "a0-again", "unknown"], ["TA", "TA", "TA"]) == [2, None, None]
+    assert queue.ahead(["a2"]) == [None]  # without its team, a gated job's place is unknown
     first = queue.enqueue("b0", "q", "p", JobOptions(), replace(REPLY_TO, team="TB", user="U0"))
     assert first.job_id is not None and first.ahead == 2
+    assert queue.ahead(["a2", "b0"], ["TA", "TB"]) == [3, 2]
     queue.enqueue("b1", "q", "p", JobOptions(), replace(REPLY_TO, team="TB", user="U1"))
     queue.enqueue("b2", "q", "p", JobOptions(), replace(REPLY_TO, team="TB", user="U2"))
     served = [serve_one(queue) for _ in range(8)]

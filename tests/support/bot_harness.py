@@ -31,8 +31,9 @@ import pytest
 import requests
 from slack_sdk.signature import SignatureVerifier
 
-from bot.app import build_app, open_installations
+from bot.app import build_app, open_installations, open_queue
 from bot.http import SlackFront, server_config
+from bot.metrics import BotMetrics
 from bot.outcome.delivery import Delivery
 from bot.outcome.progress import LiveProgress
 from bot.outcome.sweeper import Sweeper
@@ -183,10 +184,11 @@ class BotUnderTest:
     def __init__(self, fake: SlackFake, settings: BotSettings, queue: JobQueue | None = None) -> None:
         self.fake = fake
         self.settings = settings
-        # `queue`: a test's own (e.g. on a Redis client with short timeouts)
-        self.queue = queue or JobQueue.from_url(settings.redis_url, namespace=settings.namespace)
-        self.installations, states = open_installations(settings)  # many workspaces: settings.oauth
-        self.services = Services.create(settings, self.queue, installations=self.installations)
+        # `queue`: a test's own (e.g. on a Redis client with short timeouts); else the bot's, with its limits
+        self.queue = queue or open_queue(settings)
+        self.metrics = BotMetrics()
+        self.installations, states = open_installations(settings, self.metrics)  # many workspaces: settings.oauth
+        self.services = Services.create(settings, self.queue, self.metrics, installations=self.installations)
         self.app = build_app(settings, self.services, states)
         self._server = ServerThread(SlackFront(self.app, settings), settings)
         self.url = self._server.url

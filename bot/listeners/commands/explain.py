@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt import Ack, BoltContext, Respond
+from slack_bolt import Ack, BoltContext
 from slack_sdk.errors import SlackApiError
 
 from bot.intake.parsing import USAGE, parse_command
@@ -32,7 +32,7 @@ def ack_explain(ack: Ack, command: dict[str, Any]) -> None:
         ack()
 
 
-def run_explain(command: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+def run_explain(command: dict[str, Any], context: BoltContext) -> None:
     parsed = parse_command(command.get("text") or "")
     if parsed.kind not in ("form", "ask"):
         return
@@ -56,4 +56,4 @@ def run_explain(command: dict[str, Any], context: BoltContext, respond: Respond)
                               options=parsed.options, show_asker=True, remember=True, private=True,
                               response_url=command.get("response_url")))
 
-    guarded(work, lambda message: respond(response_type="ephemeral", **message.kwargs()))
+    guarded(work, lambda message: svc.intake.respond(command.get("response_url") or "", message))

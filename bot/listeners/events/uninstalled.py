@@ -21,6 +21,8 @@ def run_uninstalled(event: dict[str, Any], context: BoltContext) -> None:
     if event.get("type") == "tokens_revoked" and not (event.get("tokens") or {}).get("bot"):
         return  # only users' tokens: the bot's installation stands
     workspace = Workspace.of_context(context)
-    removed = services(context).forget(workspace)
+    svc = services(context)
+    svc.flow.metrics.uninstalls.labels(event["type"]).inc()
+    removed = svc.forget(workspace)
     log.info("%s: forgot %s (%s)", event.get("type"), workspace,
              ", ".join(f"{count} {kind}" for kind, count in sorted(removed.items())) or "nothing kept in Redis")

@@ -8,8 +8,9 @@ import redis
 
 from bot.intake.documents import Document, Documents
 from bot.intake.files import FileReader, file_kind
-from bot.services import web_client
+from bot.metrics import BotMetrics
 from bot.settings import BotSettings
+from bot.slack_client import web_client
 from explain_core.errors import InputError
 from explain_core.queue import Keys
 from tests.support.bot_harness import make_pdf, settings_for, slack
@@ -26,14 +27,14 @@ def settings(slack: SlackFake) -> BotSettings:
 
 @pytest.fixture()
 def reader(settings: BotSettings) -> FileReader:
-    return FileReader(web_client(settings), settings)
+    return FileReader(web_client(settings, BotMetrics()), settings)
 
 
 @pytest.fixture()
 def documents(settings: BotSettings, reader: FileReader) -> Documents:
     """Documents whose Redis is never reached: reading a message needs no cache."""
-    return Documents(reader, web_client(settings), redis.Redis.from_url(settings.redis_url), Keys(settings.namespace),
-                     settings.doc_cache_ttl_s)
+    return Documents(reader, web_client(settings, BotMetrics()), redis.Redis.from_url(settings.redis_url),
+                     Keys(settings.namespace), settings.doc_cache_ttl_s)
 
 
 def code_of(call) -> str:  # type: ignore[no-untyped-def]
@@ -115,7 +116,7 @@ def test_slow_download_stops_at_the_timeout(slack: SlackFake, reader: FileReader
 
 def test_sign_in_page_means_a_missing_scope(slack: SlackFake) -> None:
     settings = replace(settings_for(slack, "redis://unused", "unused"), bot_token="xoxb-other")
-    wrong = FileReader(web_client(settings), settings)
+    wrong = FileReader(web_client(settings, BotMetrics()), settings)
     with pytest.raises(InputError) as caught:
         wrong.read_file({**slack.add_file("a.txt", b"hi"), "size": 2})
     assert "files:read" in caught.value.message

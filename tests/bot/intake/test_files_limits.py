@@ -18,7 +18,8 @@ from pypdf import PdfReader, PdfWriter
 
 from bot.intake.extract import PdfLimits, read_pdf
 from bot.intake.files import FileReader
-from bot.services import web_client
+from bot.metrics import BotMetrics
+from bot.slack_client import web_client
 from explain_core.errors import InputError
 from tests.support.bot_harness import (
     BotUnderTest,
@@ -154,7 +155,7 @@ def test_the_reader_gets_no_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
 # -- the file reader: one clear message per refusal -----------------------------------------------
 def file_reader(slack: SlackFake, **overrides: object) -> FileReader:
     settings = settings_for(slack, "redis://unused", "unused", pdf_readers=1, **overrides)
-    return FileReader(web_client(settings), settings)
+    return FileReader(web_client(settings, BotMetrics()), settings)
 
 
 @pytest.fixture()

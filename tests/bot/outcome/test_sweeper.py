@@ -92,7 +92,7 @@ def test_a_question_whose_queueing_failed_is_settled_once_redis_says_it_is_not_t
     bot.start_sweeper()
     [told] = bot.fake.wait_for(lambda: finals(bot.fake, channel), timeout=10, what="the message")
     assert told.startswith("I couldn't take your question: my job queue did not answer.")
-    assert bot.queue.redis.get(bot.queue.keys.outcome(key)) == Outcome.UNQUEUED.value
+    assert bot.services.flow.outcomes.get_many([key]) == [Outcome.UNQUEUED]
 
 
 def test_a_redis_restart_without_persistence_reaches_every_asker(slack: SlackFake, namespace: str) -> None:
@@ -132,7 +132,7 @@ def test_redis_unreachable_at_the_deadline_the_asker_is_told_from_memory(slack: 
         [told] = slack.wait_for(lambda: finals(slack, channel), timeout=15, what="the timeout message")
         assert "I can't reach my job queue" in told
         server.start()  # the same data (append-only): the job is still queued
-        wait_until(lambda: bot.queue.redis.get(bot.queue.keys.outcome(key)) == Outcome.TIMEOUT.value, timeout=40,
+        wait_until(lambda: bot.services.flow.outcomes.get_many([key]) == [Outcome.TIMEOUT], timeout=40,
                    what="the outcome written once Redis is back")
         answer_jobs(bot.queue)
         wait_until(lambda: bot.queue.redis.xlen(bot.queue.keys.results) == 0, timeout=20, what="the result dropped")
