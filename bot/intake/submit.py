@@ -31,7 +31,8 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import redis
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 # How long a listener retries Slack for the placeholder (and a refusal) before telling the
 # asker that Slack is failing: someone is waiting for it, and the listener holds a thread.
 LISTENER_RETRY_S = 60.0
+REPLAYED = "I got this request again and took it only once: its answer comes in my first reply."
 
 
 @dataclass(frozen=True)
@@ -124,16 +126,34 @@ class Intake:
         self._askers = _OneAtATime()
         self._leases = Leases(queue.redis, queue.keys, consumer_name())
 
-    def first_delivery(self, key: str, token: str) -> bool:
+    def first_delivery(self, key: str, token: str, ttl_s: int = Keys.EVENT_TTL_S) -> bool:
         """False if the Slack event whose job key is `key` was already taken by another
         delivery of it (a retry): it must do nothing, not even repeat an error message.
 
         `token` is unique to this delivery of the event (see `JobQueue.claim_once`). If Redis
         is down the event is handled, and the intake will say that Redis is down."""
         try:
-            return self._queue.claim_once(key, Keys.EVENT_TTL_S, token)
+            return self._queue.claim_once(key, ttl_s, token)
         except redis.RedisError:
             return True
+
+    def first_request(self, key: str, tell: Callable[[blocks.Message], None]) -> bool:
+        """False for a copy of a slash command or a form submission already taken (job key
+        `key`: its trigger id, its view id): Slack never sends these twice, so a copy is a
+        replay of the signed request, which its signature lets through for 5 minutes. A copy
+        posts nothing public; the first copy tells the asker privately (`tell`) and the later
+        ones nothing, so however many copies come, the channel sees one question and the asker
+        at most one notice. Checked before anything is posted; fails open as `first_delivery`."""
+        if self.first_delivery(key, uuid.uuid4().hex, Keys.REQUEST_TTL_S):
+            return True
+        log.info("request %s came again (a replay); ignored", key)
+        try:
+            first_copy = self._queue.claim_once(f"replayed:{key}", Keys.REQUEST_TTL_S)
+        except redis.RedisError:
+            first_copy = False  # said nothing rather than risk saying it once per copy
+        if first_copy:
+            tell(blocks.notice(REPLAYED))
+        return False
 
     def submit(self, ask: Ask) -> bool:
         """Validate, admit, post the placeholder, enqueue. Raises a Refusal for the user while

@@ -44,12 +44,16 @@ def open_form(shortcut: dict[str, Any], context: BoltContext) -> None:
     # the one way to reach the asker in a conversation the bot cannot post in.
     metadata = {"kind": "message", "team": team, "channel": channel, "message_ts": message["ts"],
                 "thread_ts": message.get("thread_ts") or message["ts"], "response_url": shortcut.get("response_url")}
+    user = shortcut["user"]["id"]
+    if not svc.intake.first_request(f"shortcut:{team}:{shortcut['trigger_id']}", lambda notice: svc.intake.tell(
+            channel, user, metadata["thread_ts"], notice, metadata["response_url"])):
+        return  # a replay: its trigger is spent, and one form is open already
     try:
         svc.client.views_open(trigger_id=shortcut["trigger_id"],
                               view=blocks.modal(metadata, passage=None, source=_describe(message)))
     except SlackApiError as exc:
         log.warning("views.open failed for the message shortcut: %s", exc.response.get("error"))
-        svc.intake.tell(channel, shortcut["user"]["id"], metadata["thread_ts"],
+        svc.intake.tell(channel, user, metadata["thread_ts"],
                         blocks.error("I couldn't open the form in time. Please use the shortcut again."),
                         metadata["response_url"])
         return
