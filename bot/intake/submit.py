@@ -47,6 +47,7 @@ from bot.workspaces import Workspace, current
 from explain_core.errors import Busy, InputError, Limited, Refusal, Unavailable
 from explain_core.ops import step
 from explain_core.queue import JobOptions, JobQueue, Keys, consumer_name
+from explain_core.queue.connect import WRITES_REFUSED, unavailable
 from explain_core.validation import validate
 
 log = logging.getLogger(__name__)
@@ -131,10 +132,16 @@ class Intake:
         delivery of it (a retry): it must do nothing, not even repeat an error message.
 
         `token` is unique to this delivery of the event (see `JobQueue.claim_once`). If Redis
-        is down the event is handled, and the intake will say that Redis is down."""
+        is down the event is handled, and the intake will say that Redis is down. If Redis refuses
+        writes (full, read-only), the refusal is raised here, before anything is posted, so the
+        asker hears why privately rather than from a placeholder in the channel."""
         try:
             return self._queue.claim_once(key, ttl_s, token)
-        except redis.RedisError:
+        except redis.RedisError as exc:
+            refusal = unavailable(exc)
+            if refusal.code in WRITES_REFUSED:
+                log.warning("request %s not taken: Redis refuses writes (%s)", key, exc)
+                raise refusal from None
             return True
 
     def first_request(self, key: str, tell: Callable[[blocks.Message], None]) -> bool:
@@ -186,7 +193,7 @@ class Intake:
             waiting = self._queue.depth()
         except redis.RedisError as exc:
             log.warning("admit failed: Redis unavailable (%s)", exc)
-            raise Unavailable() from None
+            raise unavailable(exc) from None
         asker = ask.user if ask.show_asker else None
         question = blocks.shorten(ask.question, blocks.QUESTION_SHOWN_MAX)
         try:
@@ -209,10 +216,11 @@ class Intake:
         try:
             owner = self._tracker.track(placeholder)
         except redis.RedisError as exc:  # no job can exist yet: say so in the placeholder
-            log.warning("could not record the placeholder of %s: Redis unavailable (%s)", ask.key, exc)
+            log.warning("could not record the placeholder of %s: Redis unavailable or refusing (%s)", ask.key, exc)
             self._tracker.drop(ask.key)
-            self._settled(ask.key, Unavailable().code)
-            self._refuse(placeholder, Unavailable().message)
+            refusal = unavailable(exc)
+            self._settled(ask.key, refusal.code)
+            self._refuse(placeholder, refusal.message)
             return False
         if owner is not None:
             log.info("job %s already has its placeholder %s; %s is a duplicate", ask.key, owner.ts, ts)
@@ -227,16 +235,12 @@ class Intake:
         try:
             queued = self._queue.enqueue(ask.key, ask.question, ask.passage, ask.options, placeholder.reply_to())
         except (Busy, Limited) as exc:
-            try:
-                self._outcomes.claim(ask.key, Outcome.REFUSED, exc.code)  # nothing was queued; stops any stray answer
-            except redis.RedisError:
-                self._settled(ask.key, exc.code)
-            if self._refuse(placeholder, exc.message[0].upper() + exc.message[1:] + "."):
-                self._tracker.forget(ask.key)
-            else:
-                self._tracker.mark(ask.key, Local.WAITING)  # the sweeper says it, once Slack works
-            return False
+            return self._refused(ask, placeholder, exc)
         except redis.RedisError as exc:
+            refusal = unavailable(exc)
+            if refusal.code in WRITES_REFUSED:  # Redis ran nothing: surely not queued
+                log.warning("enqueue of %s refused by Redis (%s)", ask.key, exc)
+                return self._refused(ask, placeholder, refusal)
             log.warning("enqueue of %s failed: Redis unavailable (%s); the sweeper will settle it", ask.key, exc)
             self._tracker.mark(ask.key, Local.UNCERTAIN)
             return True
@@ -258,6 +262,19 @@ class Intake:
             except Unavailable:  # the job is queued; only follow-up questions lose the cache
                 log.warning("could not cache the passage for the thread: Redis unavailable")
         return True
+
+    def _refused(self, ask: Ask, placeholder: Placeholder, refusal: Refusal) -> bool:
+        """The queue refused the job after its placeholder was posted: the placeholder says why. False."""
+        try:
+            self._outcomes.claim(ask.key, Outcome.REFUSED, refusal.code)  # nothing was queued; stops any stray answer
+        except redis.RedisError:
+            self._settled(ask.key, refusal.code)
+        text = refusal.message[0].upper() + refusal.message[1:]  # Busy's and Limited's read as a clause
+        if self._refuse(placeholder, text if text.endswith(".") else text + "."):
+            self._tracker.forget(ask.key)
+        else:
+            self._tracker.mark(ask.key, Local.WAITING)  # the sweeper says it, once Slack works
+        return False
 
     def _refuse(self, placeholder: Placeholder, message: str, icon: str = ":warning:") -> bool:
         """Turn the placeholder into a refusal; False if no way to the asker worked (the

@@ -25,10 +25,11 @@ from typing import Any
 
 import redis
 from redis.connection import SSLConnection, parse_url
+from redis.exceptions import OutOfMemoryError  # type: ignore[attr-defined]  # missing from types-redis
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from explain_core import defaults
-from explain_core.errors import ConfigError
+from explain_core.errors import ConfigError, Unavailable
 from explain_core.settings import Env
 
 
@@ -93,6 +94,26 @@ class RedisTarget:
                                if tls else {})}
         sentinel = Sentinel(list(self.sentinels), sentinel_kwargs=sentinel_options)
         return sentinel.master_for(self.master, **{**options, **primary, **({"ssl": True} if tls else {})})
+
+
+# Redis refused the command before running it: a write it surely did not make (a Lua script is refused
+# at its first write, before it has written anything).
+WRITES_REFUSED = ("redis_full", "redis_read_only", "redis_cannot_save")
+
+
+def unavailable(exc: redis.RedisError) -> Unavailable:
+    """What to tell a person whose question met `exc`: Redis out of reach, or refusing writes,
+    and why (see `Unavailable`). Through Sentinel a read-only replica reads as out of reach: the
+    connection drops itself to find the new primary (module doc)."""
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+        return Unavailable()
+    if isinstance(exc, OutOfMemoryError):  # Redis' OOM reply; redis-py drops the code from the message
+        return Unavailable("redis_full")
+    if isinstance(exc, redis.ReadOnlyError):
+        return Unavailable("redis_read_only")
+    if str(exc).startswith("MISCONF"):  # no class of its own
+        return Unavailable("redis_cannot_save")
+    return Unavailable("redis_refused")
 
 
 def describe(client: redis.Redis) -> str:

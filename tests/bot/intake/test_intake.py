@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from urllib.parse import urlencode
 
 import pytest
+import redis
 
 from bot.intake.submit import REPLAYED
 from tests.support.bot_harness import (
@@ -26,6 +27,7 @@ from tests.support.bot_harness import (
     view_submission_payload,
     wait_until,
 )
+from tests.support.redis_server import RedisServer
 from tests.support.slack_fake import BOT_USER_ID, TEAM_ID, SlackFake
 
 __all__ = ["module_redis", "slack"]  # fixtures used by name
@@ -219,6 +221,43 @@ def test_redis_unavailable_is_told_and_the_ack_is_immediate(slack: SlackFake, na
         assert slack.calls("chat.postMessage", channel=channel) == []
     finally:
         down.close()
+
+
+def refusing_writes(server: RedisServer) -> None:
+    """Fill `server` up to its tiny maxmemory, until it refuses writes as Redis does (OOM under noeviction),
+    then lower the limit below what it holds: right at the limit, the memory Redis frees by itself
+    (a client's buffers) would let small writes through again."""
+    client = redis.Redis(port=server.port)
+    with pytest.raises(redis.ResponseError, match="used memory > 'maxmemory'"):
+        for i in range(100_000):
+            client.set(f"filler:{i}", "x" * 10_000)
+    client.config_set("maxmemory", client.info("memory")["used_memory"] // 2)
+
+
+@pytest.mark.parametrize("refusal", ["full", "read-only"])
+def test_redis_refusing_writes_is_told_as_it_is(slack: SlackFake, namespace: str, refusal: str) -> None:
+    """Measured before: a full Redis and a read-only replica both read "I can't reach my job queue"."""
+    primary = RedisServer(appendonly=False, options=("--maxmemory", "4mb", "--maxmemory-policy", "noeviction")).start()
+    replica = RedisServer(appendonly=False, replica_of=primary.port).start() if refusal == "read-only" else None
+    if replica is None:
+        refusing_writes(primary)
+    bot = BotUnderTest(slack, settings_for(slack, (replica or primary).url, namespace))
+    try:
+        reply = bot.command(f"Who? | {PASSAGE}", channel=(channel := unique("C")))
+        assert reply.status == 200 and reply.body == ""
+        told = bot.wait_response(reply)["text"]
+        assert told.startswith({"full": "My job queue is full and refuses new questions right now, so I couldn't "
+                                        "take your question. Try again in a few minutes",
+                                "read-only": "My job queue is read-only right now"}[refusal]), told
+        dm = unique("D")
+        bot.direct_message(dm, f"Who? | {PASSAGE}")
+        assert "can't reach" not in bot.wait_ephemeral(dm)["text"]
+        assert slack.calls("chat.postMessage", channel=channel) == []  # said privately, nothing in the channel
+    finally:
+        bot.close()
+        for server in (replica, primary):
+            if server is not None:
+                server.close()
 
 
 def test_a_full_queue_is_told_in_the_placeholder(bot: BotUnderTest) -> None:
