@@ -8,6 +8,11 @@ from __future__ import annotations
 
 # -- shared by the bot, the worker and the CLI --------------------------------------------
 REDIS_URL = "redis://localhost:6379/0"  # REDIS_URL
+# Redis Sentinel (a primary with a replica and automatic failover; explain_core/queue/connect.py), unset by default:
+# REDIS_SENTINELS, the sentinels as comma-separated host:port, and REDIS_SENTINEL_MASTER, the primary's name in their
+# `sentinel monitor` line. Set, they win over REDIS_URL's host and port; REDIS_URL still gives the primary's user,
+# password, database and TLS (rediss://, which the sentinels then speak too). REDIS_SENTINEL_PASSWORD: the sentinels'.
+SENTINEL_PORT = 26379  # of a sentinel listed without one
 NAMESPACE = "qa"  # QA_NAMESPACE: the prefix of every Redis key (explain_core.queue.keys)
 # QA_MODEL: hub name or local folder. A SQuAD 2.0 model, so it can say "no answer" (SQuAD 1.1 models always
 # answer something); it ships TensorFlow weights (tf_model.h5). SQuAD 2.0 dev: EM 79.9, F1 82.9 (its model card).
@@ -49,7 +54,9 @@ MAX_FILE_BYTES = 10 * 1024 * 1024  # QA_MAX_FILE_BYTES: checked before downloadi
 MAX_PDF_PAGES = 50  # QA_MAX_PDF_PAGES
 # A PDF is read in a child process with these limits (bot/intake/extract.py); a file that needs more is refused.
 PDF_CPU_S = 5  # QA_PDF_CPU_S: CPU seconds to read one PDF (an honest 50-page report needs under 1)
-PDF_MEMORY_MB = 512  # QA_PDF_MEMORY_MB: address space of the reading process (Python and pypdf take ~55)
+# QA_PDF_MEMORY_MB: address space of the reading process (Python and pypdf take ~55); the reader's own budgets on
+# what a file holds (bot/intake/extract.py) stop the costliest file near 150 MB, so this is a backstop.
+PDF_MEMORY_MB = 256
 PDF_TIMEOUT_S = 10.0  # QA_PDF_TIMEOUT_S: wall-clock time to read one PDF, and to wait for a free reader
 PDF_READERS = 2  # QA_PDF_READERS: PDFs read at once by one bot process, so a burst costs at most this many
 DOWNLOAD_TIMEOUT_S = 10.0  # QA_DOWNLOAD_TIMEOUT_S: total time for one file download

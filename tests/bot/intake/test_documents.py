@@ -13,7 +13,8 @@ from bot.settings import BotSettings
 from bot.slack_client import web_client
 from explain_core.errors import InputError
 from explain_core.queue import Keys
-from tests.support.bot_harness import make_pdf, settings_for, slack
+from tests.support.bot_harness import settings_for, slack
+from tests.support.pdfs import make_pdf
 from tests.support.slack_fake import SlackFake
 
 __all__ = ["slack"]
@@ -33,7 +34,7 @@ def reader(settings: BotSettings) -> FileReader:
 @pytest.fixture()
 def documents(settings: BotSettings, reader: FileReader) -> Documents:
     """Documents whose Redis is never reached: reading a message needs no cache."""
-    return Documents(reader, web_client(settings, BotMetrics()), redis.Redis.from_url(settings.redis_url),
+    return Documents(reader, web_client(settings, BotMetrics()), redis.Redis.from_url(settings.redis.url),
                      Keys(settings.namespace), settings.doc_cache_ttl_s)
 
 
