@@ -65,7 +65,7 @@ def test_an_uninstall_drops_the_team_s_votes_and_their_counts(votes: Votes, redi
     votes.record(vote("a1", "U1", HELPFUL, team="TGONE"))
     votes.record(vote("a2", "U2", NOT_HELPFUL, team="TGONE"))
     votes.record(vote("a3", "U3", HELPFUL, team="TSTAYS"))
-    queue = JobQueue.from_url(redis_url, namespace=namespace)
+    queue = JobQueue.connect(redis_url, namespace=namespace)
     removed = forget_team(queue.redis, queue.keys, "TGONE")
     assert removed["votes"] == 2
     assert votes.counts() == {("m", HELPFUL): 1}
