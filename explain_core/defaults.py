@@ -17,7 +17,7 @@ NAMESPACE = "qa"  # QA_NAMESPACE: the prefix of every Redis key (explain_core.qu
 # QA_MODEL: hub name or local folder. A SQuAD 2.0 model, so it can say "no answer" (SQuAD 1.1 models always
 # answer something); it ships TensorFlow weights (tf_model.h5). SQuAD 2.0 dev: EM 79.9, F1 82.9 (its model card).
 MODEL = "deepset/roberta-base-squad2"
-METHOD = "vanilla"  # the saliency method when none is named (the seed's)
+METHOD = "vanilla"  # the saliency method when none is named: best quality per gradient pass (docs/evaluation.md, 5)
 MAX_PASSAGE_CHARS = 200_000  # QA_MAX_PASSAGE_CHARS: a long report, not a book
 PRECISION = "float32"  # QA_PRECISION: float32 answers equal the pipeline's; or bfloat16
 MODEL_CACHE = 4  # QA_MODEL_CACHE: models kept loaded per process (each costs its weights)

@@ -5,6 +5,7 @@ The JSON shape is the contract in DESIGN.md (`qa-explain --json`); other tools p
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -56,6 +57,23 @@ class Faithfulness:
     extra_ms: float
 
 
+def evidence(words: list[Attribution], answer: tuple[int, int] | None) -> list[Attribution]:
+    """`words` without those overlapping the passage span `answer` (None: no answer), largest
+    |weight| first: the ranking that the reply's top words, the picture's bars, `--json`'s
+    `evidence` and the evaluations share.
+
+    Why leave the span out: the explained quantity is the span's own logits, so its words
+    always weigh much (integrated gradients put the answer word in its top 3 for 99% of the
+    known-rationale questions) and telling a person that the answer mattered to the answer
+    teaches nothing; the picture still shades and boxes it. Words of weight 0 (or not
+    finite: a broken method) are no evidence. Ties keep text order, question first.
+    """
+    order = {"question": 0, "passage": 1}
+    ranked = [w for w in words if math.isfinite(w.weight) and w.weight != 0.0
+              and not (answer is not None and w.segment == "passage" and w.start < answer[1] and w.end > answer[0])]
+    return sorted(ranked, key=lambda w: (-abs(w.weight), order.get(w.segment, 2), w.start))
+
+
 @dataclass(frozen=True)
 class Explanation:
     """One answered and explained question.
@@ -91,9 +109,14 @@ class Explanation:
     faithfulness: Faithfulness | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
 
+    def evidence(self) -> list[Attribution]:
+        """The words that drove the answer other than the answer itself (see `evidence`)."""
+        return evidence(self.words, None if self.no_answer else (self.start, self.end))
+
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object of `qa-explain --json`."""
-        return to_object(self)
+        """The JSON object of `qa-explain --json`: the fields, plus `evidence` (see `evidence`),
+        derived from `words` and so ignored when read back."""
+        return to_object(self) | {"evidence": to_object(self.evidence())}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Explanation:

@@ -43,6 +43,13 @@ def test_json_output_follows_the_contract(tiny_model_dir):
     for item in result["tokens"] + result["words"]:
         assert set(item) == {"text", "start", "end", "weight", "segment"}
         assert texts[item["segment"]][item["start"]:item["end"]] == item["text"]
+    # evidence: the words by |weight|, the answer's left out (words keeps them, for the heatmap)
+    def in_answer(w: dict) -> bool:
+        return w["segment"] == "passage" and w["start"] < result["end"] and w["end"] > result["start"]
+    assert result["evidence"] and not any(in_answer(w) for w in result["evidence"])
+    assert any(in_answer(w) for w in result["words"]) and all(w in result["words"] for w in result["evidence"])
+    assert [abs(w["weight"]) for w in result["evidence"]] == sorted((abs(w["weight"]) for w in result["evidence"]),
+                                                                     reverse=True)
 
 
 def test_passage_from_file_and_stdin_agree(tiny_model_dir, tmp_path):

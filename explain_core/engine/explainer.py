@@ -13,7 +13,7 @@ from explain_core import defaults
 from explain_core.engine.faithfulness import measure as measure_faithfulness
 from explain_core.engine.locate import Located, WindowsRead, locate_all
 from explain_core.engine.model import QAModel, load_model
-from explain_core.engine.saliency import get_method
+from explain_core.engine.saliency import SaliencyMethod, resolve_method
 from explain_core.engine.windows import Windows, make_windows
 from explain_core.engine.words import attributions, sequence_ids
 from explain_core.errors import InputError
@@ -26,13 +26,12 @@ def _resolve(model: str | QAModel | None) -> QAModel:
     return model if isinstance(model, QAModel) else load_model(model or default_model())
 
 
-def _explain_one(qa: QAModel, question: str, passage: str, located: Located, method_name: str,
+def _explain_one(qa: QAModel, question: str, passage: str, located: Located, method: SaliencyMethod,
                  timings: dict[str, float], with_faithfulness: bool, settings: DecodeSettings) -> Explanation:
     windows, ranked, best = located.windows, located.ranked, located.best
     timings["decode"] = located.decode_ms
 
     t0 = time.perf_counter()
-    method = get_method(method_name)
     w = best.window
     ctx = located.context(qa)
     raw = method.attribute(ctx)
@@ -75,7 +74,8 @@ def _explain_one(qa: QAModel, question: str, passage: str, located: Located, met
     )
 
 
-def explain_batch(items: list[tuple[str, str]], *, model: str | QAModel | None = None, method: str = defaults.METHOD,
+def explain_batch(items: list[tuple[str, str]], *, model: str | QAModel | None = None,
+                  method: str | SaliencyMethod = defaults.METHOD,
                   settings: DecodeSettings | None = None, faithfulness: bool = False,
                   progress: WindowsRead | None = None) -> list[Explanation | InputError]:
     """Answer and explain several questions with shared forward passes (the worker's path).
@@ -84,7 +84,7 @@ def explain_batch(items: list[tuple[str, str]], *, model: str | QAModel | None =
     `progress(item, windows read, windows)` follows the reading of long passages (index into `items`).
     """
     settings = settings or DecodeSettings()
-    get_method(method)  # an unknown method is everybody's error: raise before any work
+    saliency = resolve_method(method)  # an unknown method is everybody's error: raise before any work
     qa = _resolve(model)
     started = time.perf_counter()
     results: list[Explanation | InputError | None] = [None] * len(items)
@@ -109,14 +109,15 @@ def explain_batch(items: list[tuple[str, str]], *, model: str | QAModel | None =
         timings = {"tokenize": tokenize_ms, "forward": forward_ms}
         t0 = time.perf_counter()
         question, passage = items[i]
-        explanation = _explain_one(qa, question, passage, found, method, timings, faithfulness, settings)
+        explanation = _explain_one(qa, question, passage, found, saliency, timings, faithfulness, settings)
         explanation.timings_ms["total"] = round(
             tokenize_ms + forward_ms + found.decode_ms + (time.perf_counter() - t0) * 1000, 2)
         results[i] = explanation
     return results  # type: ignore[return-value]
 
 
-def explain(question: str, passage: str, *, model: str | QAModel | None = None, method: str = defaults.METHOD,
+def explain(question: str, passage: str, *, model: str | QAModel | None = None,
+            method: str | SaliencyMethod = defaults.METHOD,
             settings: DecodeSettings | None = None, faithfulness: bool = False) -> Explanation:
     """Answer one question about a passage and explain the answer shown.
 

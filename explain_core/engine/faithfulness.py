@@ -2,8 +2,10 @@
 
 ERASER's metrics (DeYoung et al. 2020) adapted to spans: the quantity is P(start)*P(end)
 of the explained span in its window (the pipeline's softmax over allowed tokens), and
-tokens are masked, not deleted, so positions and the span's indices stay valid. All
-masked variants of a window go through the model in one batch.
+tokens are masked, not deleted, so positions and the span's indices stay valid. The span's
+own tokens are never masked, in either metric: they are the answer, not the evidence for it
+(hiding the answer trivially kills its probability, which would reward a map that only
+points at the answer). All masked variants of a window go through the model in one batch.
 """
 from __future__ import annotations
 
@@ -43,10 +45,12 @@ def span_probabilities(ctx: AttributionContext, input_ids: np.ndarray) -> np.nda
 
 
 def masked_inputs(ctx: AttributionContext, order: np.ndarray, fractions: tuple[float, ...] = FRACTIONS) -> np.ndarray:
-    """Rows: for each fraction, the input with the top tokens of `order` masked (comprehensiveness),
-    then for each fraction, the input with every other passage token masked (sufficiency)."""
-    passage = np.flatnonzero(ctx.passage_tokens)
-    ranked = [i for i in order if ctx.passage_tokens[i]]
+    """Rows: for each fraction, the input with the top evidence tokens of `order` masked
+    (comprehensiveness), then for each fraction, the input with every other evidence token
+    masked (sufficiency); evidence = passage tokens outside the span (`evidence_tokens`)."""
+    evidence = ctx.evidence_tokens()
+    passage = np.flatnonzero(evidence)
+    ranked = [i for i in order if evidence[i]]
     rows = []
     for keep_top in (False, True):
         for fraction in fractions:
@@ -67,7 +71,7 @@ def measure(ctx: AttributionContext, raw: np.ndarray, fractions: tuple[float, ..
     curve = [{"fraction": f, "hidden": float(h), "kept_only": float(k)} for f, h, k in zip(fractions, hidden, kept)]
     at = fractions.index(SENTENCE_FRACTION) if SENTENCE_FRACTION in fractions else 0
     what = "no-answer score" if ctx.target_start == ctx.target_end == 0 else "confidence"
-    sentence = (f"hiding the {fractions[at]:.0%} most salient passage words "
+    sentence = (f"hiding the {fractions[at]:.0%} most salient passage words besides the answer "
                 f"{'drops' if hidden[at] < original else 'moves'} the {what} from {original:.0%} to {hidden[at]:.0%}")
     return Faithfulness(
         comprehensiveness=float(np.mean(original - hidden)),

@@ -15,6 +15,7 @@ import re
 import string
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ from explain_core.settings import DecodeSettings, default_model
 
 if TYPE_CHECKING:
     from explain_core.engine import QAModel
+    from explain_core.engine.saliency import SaliencyMethod
 
 BATCH = 8
 RANDOM_SEED = 0
@@ -125,30 +127,32 @@ def saliency_stats(tokens: list[Any]) -> dict[str, float]:
     return {"passage_entropy": entropy, "question_share": float(question / total) if total > 0 else 0.0}
 
 
-def _random_baseline(qa: QAModel, item: Question, settings: DecodeSettings, seed: int) -> dict[str, float]:
+def random_baseline(qa: QAModel, question: str, passage: str, settings: DecodeSettings,
+                    seed: int) -> dict[str, float]:
     """Faithfulness of a random ranking of the passage tokens, on the span the engine explains
     (found by the engine's own `locate`), so that it masks the same window and scores the same
     P(start)*P(end) as the methods."""
     from explain_core.engine.faithfulness import measure
     from explain_core.engine.locate import locate
 
-    ctx = locate(qa, item.question, item.context, settings).context(qa)
+    ctx = locate(qa, question, passage, settings).context(qa)
     scores = np.random.default_rng([RANDOM_SEED, seed]).random(size=(int(ctx.input_ids.shape[1]),))
     faithful = measure(ctx, scores)
     return {"comprehensiveness": faithful.comprehensiveness, "sufficiency": faithful.sufficiency}
 
 
-def evaluate(questions: list[Question], model_name: str, methods: list[str],
+def evaluate(questions: list[Question], model_name: str, methods: Mapping[str, str | SaliencyMethod],
              settings: DecodeSettings) -> tuple[list[Record], dict[str, float]]:
-    """Answer and explain every question with every method; returns per-question records and
-    the seconds each method (and the random baseline) took. Progress goes to stderr (a full
-    run takes an hour on two cores), so stdout stays one table or one JSON object."""
+    """Answer and explain every question with every method (label -> name or configured
+    instance); returns per-question records and the seconds each method (and the random
+    baseline) took. Progress goes to stderr (a full run takes an hour on two cores), so
+    stdout stays one table or one JSON object."""
     from explain_core.engine import explain_batch, load_model
 
     qa = load_model(model_name)
     records: list[Record] = []
     seconds: dict[str, float] = {}
-    for m, method in enumerate(methods):
+    for m, (label, method) in enumerate(methods.items()):
         started = time.perf_counter()
         for first in range(0, len(questions), BATCH):
             chunk = questions[first:first + BATCH]
@@ -164,15 +168,15 @@ def evaluate(questions: list[Question], model_name: str, methods: list[str],
                         max(f1_score(exp.answer, g) for g in item.answers)))
                 record = records[first + offset]
                 assert exp.faithfulness is not None  # asked for above
-                record.methods[method] = {"comprehensiveness": exp.faithfulness.comprehensiveness,
-                                          "sufficiency": exp.faithfulness.sufficiency,
-                                          **saliency_stats(exp.tokens)}
-            print(f"\r{method}: {min(first + BATCH, len(questions))}/{len(questions)}", end="", file=sys.stderr)
-        seconds[method] = time.perf_counter() - started
-        print(f"  ({seconds[method]:.0f} s)", file=sys.stderr)
+                record.methods[label] = {"comprehensiveness": exp.faithfulness.comprehensiveness,
+                                         "sufficiency": exp.faithfulness.sufficiency,
+                                         **exp.diagnostics, **saliency_stats(exp.tokens)}
+            print(f"\r{label}: {min(first + BATCH, len(questions))}/{len(questions)}", end="", file=sys.stderr)
+        seconds[label] = time.perf_counter() - started
+        print(f"  ({seconds[label]:.0f} s)", file=sys.stderr)
     started = time.perf_counter()
     for index, (item, record) in enumerate(zip(questions, records)):
-        record.random = _random_baseline(qa, item, settings, index)
+        record.random = random_baseline(qa, item.question, item.context, settings, index)
     seconds["random"] = time.perf_counter() - started
     return records, seconds
 
@@ -265,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
             raise InputError("bad_limit", "--limit must be a positive number of questions")
         questions = load_squad(args.data)[:args.limit]
         settings = DecodeSettings(handle_impossible_answer=not args.no_null)
-        records, seconds = evaluate(questions, args.model or default_model(), methods, settings)
+        records, seconds = evaluate(questions, args.model or default_model(), {m: m for m in methods}, settings)
     except InputError as exc:
         print(f"qa-eval: error: {exc.message}", file=sys.stderr)
         sys.exit(2)

@@ -130,20 +130,15 @@ def display_word(text: str) -> str:
 
 
 def top_words(exp: Explanation, k: int = 5) -> list[TopWord]:
-    """The `k` words with the largest |weight|, question and passage together.
+    """The `k` strongest words of the evidence (`Explanation.evidence`: the answer span's own
+    words left out), question and passage together.
 
     A word that occurs several times ("Normandy" and "Normandy,") is listed once, with its
-    strongest weight: a list like "Normandy, Normandy, France" reads as a bug. Zero weights
-    are not "top" words. Ties keep text order (question first), so the list is deterministic.
+    strongest weight: a list like "Normandy, Normandy, France" reads as a bug.
     """
-    order = {"question": 0, "passage": 1}
-    ranked = sorted(
-        (w for w in exp.words if finite_weight(w.weight) != 0.0 and w.text.strip()),
-        key=lambda w: (-abs(w.weight), order.get(w.segment, 2), w.start),
-    )
     seen: set[tuple[str, str]] = set()
     result: list[TopWord] = []
-    for word in ranked:
+    for word in exp.evidence():
         text = display_word(clean(word.text))
         if not text:  # zero-width characters only: nothing to show
             continue

@@ -40,7 +40,7 @@ class RenderedImage:
 
 
 def alt_text(exp: Explanation) -> str:
-    """Short description for screen readers: answer, confidence and the top five words."""
+    """Short description for screen readers: answer, confidence and the top five evidence words."""
     words = ", ".join(_short(w.text, 30) + (" (question)" if w.segment == "question" else "")
                       for w in top_words(exp, 5)) or "none"
     if exp.no_answer:
@@ -50,7 +50,8 @@ def alt_text(exp: Explanation) -> str:
                      f"({percent(exp.best_rejected.score)})")
     else:
         head = f"Answer “{_short(exp.answer, 80)}” ({percent(exp.score)} confident)"
-    return f"{head}. Most salient words: {words}. Saliency heatmap, {method_label(exp.method)}."
+    which = "Most salient words" if exp.no_answer else "Most salient words besides the answer"
+    return f"{head}. {which}: {words}. Saliency heatmap, {method_label(exp.method)}."
 
 
 def _short(text: str, limit: int) -> str:

@@ -176,12 +176,13 @@ def _legend(exp: Explanation, page: Page, left: float, inner: float, y: float, s
 
 
 def _chart(exp: Explanation, page: Page, left: float, inner: float, y: float, s: int) -> float:
-    """The top words as horizontal bars in two columns; question words tagged "Q"."""
+    """The top evidence words (the answer's own left out) as horizontal bars in two columns;
+    question words tagged "Q"."""
     size = SMALL_SIZE * s
     small, bold = typeface(False, size), typeface(True, size)
     header_base = y + bold.ascent
     page.ops.append(TextOp(left, header_base, "Top words", size, INK, bold=True))
-    note = "   Q = word of the question, bar = weight"
+    note = "   Q = word of the question, bar = weight" + ("" if exp.no_answer else ", answer left out")
     page.ops.append(TextOp(left + bold.width("Top words"), header_base, note, size, MUTED))
     y = header_base + bold.descent + 5 * s
     ranked = top_words(exp, CHART_WORDS)

@@ -50,9 +50,12 @@ def test_original_probability_is_the_pipeline_score_of_a_single_window_answer(ex
 
 
 def test_batched_masks_equal_masking_one_variant_at_a_time(explained):
+    """... and the answer's own tokens are never masked: they are the answer, not its evidence."""
     _, ctx, raw = explained
     order = np.argsort(-np.abs(raw), kind="stable")
-    passage = [i for i in order if ctx.passage_tokens[i]]
+    span = np.arange(ctx.target_start, ctx.target_end + 1)
+    passage = [i for i in order if ctx.passage_tokens[i] and i not in span]
+    assert len(passage) == ctx.passage_tokens.sum() - len(span) and ctx.passage_tokens[span].all()
     mask_id = ctx.model.tokenizer.mask_token_id
     rows = masked_inputs(ctx, order)
     for row, fraction in zip(rows[: len(FRACTIONS)], FRACTIONS):
@@ -65,6 +68,7 @@ def test_batched_masks_equal_masking_one_variant_at_a_time(explained):
         hidden = [i for i in passage if i not in top]
         assert set(np.flatnonzero(row != ctx.input_ids[0])) <= set(hidden)
         assert all(row[i] == mask_id for i in hidden) and all(row[i] == ctx.input_ids[0][i] for i in top)
+    assert (rows[:, span] == ctx.input_ids[0, span]).all()
     one_by_one = [span_probabilities(ctx, r[np.newaxis])[0] for r in rows]
     np.testing.assert_allclose(span_probabilities(ctx, rows), one_by_one, rtol=1e-4)
 

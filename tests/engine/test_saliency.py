@@ -86,15 +86,30 @@ def test_grad_x_input_is_the_gradient_entry_of_the_present_token(tiny_model_dir)
 
 
 @pytest.mark.parametrize("kind", ["bert", "roberta"])
-def test_integrated_gradients_are_complete_at_64_steps(tiny_model_dirs, kind):
+@pytest.mark.parametrize("baseline", IntegratedGradients.BASELINES)
+def test_integrated_gradients_are_complete_at_64_steps_per_reference(tiny_model_dirs, kind, baseline):
     ctx = _context(tiny_model_dirs[kind])
-    attributions = IntegratedGradients(steps=64).attribute(ctx)
+    references = 2 if baseline == "mean" else 1
+    method = IntegratedGradients(steps=64 * references, baseline=baseline, references=2)
+    attributions = method.attribute(ctx)
     assert ctx.diagnostics["ig_delta"] < 0.01
-    base = IntegratedGradients().baseline(ctx, ctx.embeddings())
-    values, _ = ctx.targets_and_gradients(np.stack([base, ctx.embeddings()]))
-    assert attributions.sum() == pytest.approx(values[1] - values[0], rel=0.01)
-    # special tokens keep their embedding in the baseline, so they get no attribution
+    bases = method.baselines(ctx, ctx.embeddings())
+    assert len(bases) == references
+    values, _ = ctx.targets_and_gradients(np.stack([*bases, ctx.embeddings()]))
+    assert attributions.sum() == pytest.approx(values[-1] - values[:-1].mean(), rel=0.01)
+    # special tokens keep their embedding in every baseline, so they get no attribution
     assert np.all(attributions[ctx.special_tokens] == 0)
+    assert all(np.array_equal(b[ctx.special_tokens], ctx.embeddings()[ctx.special_tokens]) for b in bases)
+
+
+def test_integrated_gradients_baselines_differ_and_unknown_ones_are_refused(tiny_model_dir):
+    ctx = _context(tiny_model_dir)
+    embeds = ctx.embeddings()
+    words = ~ctx.special_tokens
+    first = {b: IntegratedGradients(baseline=b).baselines(ctx, embeds)[0][words] for b in IntegratedGradients.BASELINES}
+    assert not first["zero"].any() and len({v.tobytes() for v in first.values()}) == len(first)
+    with pytest.raises(ValueError, match="baseline"):
+        IntegratedGradients(baseline="blur")
 
 
 def test_smoothgrad_with_no_noise_is_vanilla(tiny_model_dir):

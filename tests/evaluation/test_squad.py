@@ -12,7 +12,8 @@ from explain_core.errors import InputError
 from explain_core.evaluation.rationale.task import generate
 from explain_core.evaluation.rationale.train import DEFAULT_OUT
 from explain_core.evaluation.squad import exact_match, f1_score, load_squad, main, normalize_answer
-from explain_core.evaluation.stats import auroc, rank_average, spearman
+from explain_core.evaluation.stats import auroc, bootstrap_interval, mean_interval, rank_average, spearman
+from explain_core.evaluation.tuning import candidate
 
 
 def test_normalisation_follows_the_official_script():
@@ -59,6 +60,33 @@ def test_rank_statistics_against_their_definitions():
     a, b = rng.random(30), rng.random(30)
     assert spearman(a, b) == pytest.approx(np.corrcoef(np.argsort(np.argsort(a)), np.argsort(np.argsort(b)))[0, 1])
     assert spearman(a, a ** 3) == pytest.approx(1.0) and spearman(a, -a) == pytest.approx(-1.0)
+
+
+def test_bootstrap_interval_over_questions():
+    rng = np.random.default_rng(5)
+    values = rng.normal(0.3, 1.0, 400)
+    mean, low, high = mean_interval(values)
+    assert low < mean < high and mean == pytest.approx(values.mean())
+    # about 1.96 standard errors on either side
+    assert high - low == pytest.approx(2 * 1.96 * values.std() / np.sqrt(len(values)), rel=0.15)
+    assert mean_interval(values) == (mean, low, high)  # seeded: the same interval every time
+    small_low, small_high = mean_interval(values[:40])[1:]
+    assert small_high - small_low > 2 * (high - low)
+    # a paired statistic: the interval of a difference between two columns of the same questions
+    other = values + 0.1 + rng.normal(0, 0.01, 400)
+    paired = bootstrap_interval(lambda index: float((other[index] - values[index]).mean()), 400)
+    assert paired[0] > 0.09 and paired[1] < 0.11
+
+
+def test_tuning_candidates_name_their_parameters():
+    ig = candidate("ig:mask:16")
+    assert (ig.name, ig.baseline, ig.steps) == ("integrated_gradients", "mask", 16)
+    sg = candidate("sg:0.05:8")
+    assert (sg.name, sg.sigma, sg.samples) == ("smoothgrad", 0.05, 8)
+    assert candidate("vanilla").name == "vanilla"
+    for bad in ("ig:blur:8", "sg:x:8", "vanilla:3", "magic"):
+        with pytest.raises(InputError):
+            candidate(bad)
 
 
 def _squad_file(tmp_path, count: int):

@@ -92,6 +92,23 @@ def test_top_words_ranked_by_magnitude_deduplicated_and_without_punctuation() ->
     assert [w.text for w in summarize(exp, k=2).top_words] == ["France", "Normandy"]
 
 
+def test_top_words_are_the_evidence_not_the_answer_itself() -> None:
+    """The demo's complaint: "Top words: engineer, Stevenson, Robert" for the answer "Robert
+    Stevenson". The answer's words (and a word only partly inside it) are left out of the
+    ranking; the explanation keeps their weights for the heatmap; a no-answer leaves out nothing."""
+    passage = "It was built by the engineer Robert Stevenson, in 1810."
+    weights = {"engineer": 0.8, "Robert": 1.0, "Stevenson,": 0.95, "built": 0.5, "1810.": 0.2}
+    words = [word(text, weight, source=passage) for text, weight in weights.items()]
+    start = passage.index("Robert Stevenson")
+    exp = make_explanation("Who built it?", passage, start, start + len("Robert Stevenson"), words=words)
+    assert [w.text for w in summarize(exp).top_words] == ["engineer", "built", "1810"]
+    assert [w.text for w in exp.evidence()] == ["engineer", "built", "1810."]
+    assert {"Robert", "Stevenson,"} <= {w.text for w in exp.words}
+    assert exp.to_dict()["evidence"] == [w.__dict__ for w in exp.evidence()]
+    no_answer = make_explanation("Who built it?", passage, no_answer=True, words=words)
+    assert [w.text for w in summarize(no_answer).top_words][:2] == ["Robert", "Stevenson"]
+
+
 def test_top_words_of_an_explanation_without_weights_is_empty() -> None:
     assert summary_of(PASSAGE, "France", words=[]).top_words == []
 

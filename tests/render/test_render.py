@@ -285,14 +285,15 @@ def test_right_to_left_paragraph_reads_right_to_left_keeping_english_and_numbers
 
 # ---- alt text ------------------------------------------------------------------------------
 
-def test_alt_text_gives_answer_confidence_and_top_five_words() -> None:
+def test_alt_text_gives_answer_confidence_and_top_five_evidence_words() -> None:
     weights = {"France": 1.0, "region": 0.8, "Normandy,": 0.7, "Rollo,": 0.6, "Iceland": 0.5,
-               "pirates": 0.4}
+               "pirates": 0.4, "Denmark,": 0.3}
     words = [at(w, v) for w, v in weights.items()] + [at("country", 0.65, "question", QUESTION)]
     text = alt_text(explain_at(NORMANS, "France", words=words, score=0.874))
     assert text.startswith("Answer “France” (87% confident)")
-    assert "France, region, Normandy, country (question), Rollo" in text
-    assert "Iceland" not in text and len(text) < 300
+    # The answer itself is not evidence for the answer: it is left out of the list.
+    assert "besides the answer: region, Normandy, country (question), Rollo, Iceland." in text
+    assert "pirates" not in text and len(text) < 300
 
 
 def test_alt_text_of_no_answer_names_the_best_rejected_span() -> None:

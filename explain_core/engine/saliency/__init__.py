@@ -22,4 +22,9 @@ def get_method(name: str) -> SaliencyMethod:
         raise InputError("unknown_method", f"unknown method '{name}'; choose one of: {', '.join(METHODS)}") from None
 
 
-__all__ = ["AttributionContext", "SaliencyMethod", "METHODS", "REGISTRY", "get_method"]
+def resolve_method(method: str | SaliencyMethod) -> SaliencyMethod:
+    """A method by name, or the configured instance itself (evaluations compare parameters)."""
+    return method if isinstance(method, SaliencyMethod) else get_method(method)
+
+
+__all__ = ["AttributionContext", "SaliencyMethod", "METHODS", "REGISTRY", "get_method", "resolve_method"]

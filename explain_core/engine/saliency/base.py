@@ -37,6 +37,7 @@ class AttributionContext:
     passage_tokens: np.ndarray  # bool [length]: the passage's tokens (what faithfulness masks)
     gradient: np.ndarray | None = None
     diagnostics: dict[str, float] = field(default_factory=dict)
+    gradient_rows: int = 0  # forward+backward passes (one row each) spent here: what a method costs
 
     @classmethod
     def for_window(cls, model: QAModel, windows: Windows, window: int, start: int, end: int) -> AttributionContext:
@@ -54,6 +55,13 @@ class AttributionContext:
             passage_tokens=(sequence_ids(windows.encodings[window]) == windows.passage_segment())[:n],
         )
 
+    def evidence_tokens(self) -> np.ndarray:
+        """Bool [length]: the passage tokens outside the explained span, the evidence that
+        faithfulness masks or keeps (the span itself always stays: see `Explanation.evidence`)."""
+        evidence = self.passage_tokens.copy()
+        evidence[self.target_start:self.target_end + 1] = False
+        return evidence
+
     def embeddings(self) -> np.ndarray:
         """Word embeddings of the window's tokens, [length, dim]."""
         return self.model.word_embeddings(self.input_ids).numpy()[0]
@@ -61,6 +69,7 @@ class AttributionContext:
     def targets_and_gradients(self, embeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Target logit sum and its gradient for a batch of embedding rows [rows, length, dim]."""
         rows = embeds.shape[0]
+        self.gradient_rows += rows
         target, grad = self.model.gradient_at(
             embeds.astype(np.float32),
             np.repeat(self.input_ids, rows, axis=0),
