@@ -25,7 +25,7 @@ from bot.intake.documents import Documents
 from bot.intake.files import FileReader
 from bot.intake.submit import Intake
 from bot.metrics import BotMetrics
-from bot.outcome.replies import Lanes, Replier
+from bot.outcome.replies import REPLY_TIMEOUT_S, Lanes, Replier
 from bot.outcome.tracking import Outcomes, StatusEdits, Tracker
 from bot.settings import BotSettings
 from bot.ui.answers import Answers, Recent
@@ -37,7 +37,6 @@ from explain_core.queue.feedback import Votes
 from explain_core.queue.purge import forget_team
 
 CONTEXT_KEY = "qa_services"
-REPLY_TIMEOUT_S = 30  # a slow Slack that still answers is waited for, rather than asked twice
 
 
 def web_client(settings: BotSettings, *, retries: bool = True, timeout: int = 15,

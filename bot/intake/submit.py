@@ -32,13 +32,13 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import redis
 
 from bot.intake.documents import Document, Documents
 from bot.metrics import BotMetrics, entry_point
-from bot.outcome.replies import Replier, SlackFailed, tag
+from bot.outcome.replies import REPLY_TIMEOUT_S, Replier, SlackFailed, tag
 from bot.outcome.tracking import Leases, Local, Outcome, Outcomes, Placeholder, Tracker
 from bot.ui import blocks
 from bot.ui.answers import Asked, Recent
@@ -53,6 +53,10 @@ log = logging.getLogger(__name__)
 # How long a listener retries Slack for the placeholder (and a refusal) before telling the
 # asker that Slack is failing: someone is waiting for it, and the listener holds a thread.
 LISTENER_RETRY_S = 60.0
+# How long after its journal entry a question may still be on its way to a recorded placeholder
+# in a live process: the placeholder's retries, a last Slack call's timeout, the record. Past it,
+# the sweeper (any process) takes the process for dead and tells the asker the question was lost.
+INTAKE_GRACE_S = LISTENER_RETRY_S + 2 * REPLY_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -169,8 +173,29 @@ class Intake:
             raise Unavailable() from None
         asker = ask.user if ask.show_asker else None
         question = blocks.shorten(ask.question, blocks.QUESTION_SHOWN_MAX)
+        workspace = current() or Workspace(ask.team)  # the listener's: its installation answers
+        started = time.time()
+        pending = Placeholder(key=ask.key, team=ask.team, channel=ask.channel, ts="", user=ask.user,
+                              question=question, posted_at=started, deadline=started + INTAKE_GRACE_S,
+                              thread_ts=ask.thread_ts, asker=asker, response_url=ask.response_url,
+                              doc_ts=ask.doc_ts or ask.thread_ts, asked_at=ask.asked_at,
+                              enterprise_id=workspace.enterprise_id,
+                              is_enterprise_install=workspace.is_enterprise_install)
         try:
-            ts = self._replier.post(ask.channel, ask.thread_ts, blocks.placeholder(ask.question, asker, waiting),
+            self._tracker.expect(pending)
+        except redis.RedisError as exc:
+            log.warning("could not journal the intake: Redis unavailable (%s)", exc)
+            raise Unavailable() from None
+        try:
+            return self._post_and_queue(ask, pending, waiting)
+        finally:
+            self._tracker.expected(ask.key)
+
+    def _post_and_queue(self, ask: Ask, pending: Placeholder, waiting: int) -> bool:
+        """Post the placeholder, record it, queue the job (the journal entry covers it until recorded)."""
+        try:
+            ts = self._replier.post(ask.channel, ask.thread_ts, blocks.placeholder(ask.question, pending.asker,
+                                                                                   waiting),
                                     tag(ask.key), kind="placeholder",
                                     window_s=min(LISTENER_RETRY_S, self._replier.window_s))
         except SlackFailed as exc:
@@ -178,13 +203,8 @@ class Intake:
         now = time.time()
         self._metrics.to_placeholder.observe(max(0.0, now - ask.asked_at))
         step(log, "placeholder", ask.key, ts=ts, seconds=round(now - ask.asked_at, 3))
-        workspace = current() or Workspace(ask.team)  # the listener's: its installation answers
-        placeholder = Placeholder(key=ask.key, team=ask.team, channel=ask.channel, ts=ts, user=ask.user,
-                                  question=question, posted_at=now, deadline=now + self._deadline_s,
-                                  thread_ts=ask.thread_ts, asker=asker, response_url=ask.response_url,
-                                  doc_ts=ask.doc_ts or ask.thread_ts or ts, asked_at=ask.asked_at,
-                                  enterprise_id=workspace.enterprise_id,
-                                  is_enterprise_install=workspace.is_enterprise_install)
+        placeholder = replace(pending, ts=ts, posted_at=now, deadline=now + self._deadline_s,
+                              doc_ts=pending.doc_ts or ts)
         self._tracker.begin(placeholder)
         try:
             owner = self._tracker.track(placeholder)

@@ -40,6 +40,8 @@ from explain_core.queue import ReplyTo
 
 log = logging.getLogger(__name__)
 
+REPLY_TIMEOUT_S = 30  # a slow Slack that still answers is waited for, rather than asked twice
+
 T = TypeVar("T")
 
 MAX_BACKOFF_S = 30.0
@@ -242,7 +244,8 @@ class Replier:
         payload = {"job": job_tag, "kind": kind}
 
         def find() -> str | None:
-            return self._find_message(channel, thread_ts, payload, since)
+            found = self.find_message(channel, thread_ts, payload, since)
+            return None if found is None else str(found["ts"])
 
         if look_first and (found := find()) is not None:
             return found
@@ -395,12 +398,14 @@ class Replier:
                                                           include_all_metadata=True)
         return list(response.get("messages") or [])
 
-    def _find_message(self, channel: str, thread_ts: str | None, payload: dict[str, str],
-                      since: float) -> str | None:
+    def find_message(self, channel: str, thread_ts: str | None, payload: dict[str, str],
+                     since: float) -> dict[str, Any] | None:
+        """The bot's message posted since `since` with the metadata `payload` ({"job": tag, "kind": ...});
+        None if there is none or Slack cannot say."""
         try:
             for message in self._history(channel, thread_ts, since):
                 if (message.get("metadata") or {}).get("event_payload") == payload:
-                    return str(message["ts"])
+                    return message
         except Exception as exc:  # a lookup is best effort: any failure means "not found"
             if classify(exc) is None:
                 raise

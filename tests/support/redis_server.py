@@ -29,9 +29,13 @@ class RedisServer:
     promises to survive; without it a restart is a total loss by design.
     """
 
-    def __init__(self, appendonly: bool = True) -> None:
+    def __init__(self, appendonly: bool = True, *, host: str = "127.0.0.1", wrap: tuple[str, ...] = ()) -> None:
+        """`host`: the address it listens on; `wrap`: a command prefix it runs under (the soak's
+        `ip netns exec <host>`, to run it on a test host of its own)."""
         if shutil.which("redis-server") is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        self.host = host
+        self.wrap = wrap
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="qa-redis-"))
         self.appendonly = appendonly
@@ -39,12 +43,13 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     def start(self) -> RedisServer:
         self.proc = subprocess.Popen(
             [
-                "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                *self.wrap, "redis-server", "--port", str(self.port), "--bind", self.host,
+                "--protected-mode", "no",
                 "--dir", str(self.dir), "--save", "",
                 "--appendonly", "yes" if self.appendonly else "no",
                 "--appendfsync", "always",
@@ -52,7 +57,7 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        client = redis.Redis(port=self.port)
+        client = redis.Redis(host=self.host, port=self.port)
         deadline = time.monotonic() + 10
         while True:
             try:

@@ -49,6 +49,8 @@ class Call:
     args: dict[str, Any]
     token: str | None
     status: int
+    at: float = field(default_factory=time.time)  # when the fake answered it (the soak's latencies)
+    answer: dict[str, Any] | None = None  # what the fake answered (with status 200)
 
 
 @dataclass
@@ -108,7 +110,8 @@ class _State:
 class SlackFake:
     """Start with `SlackFake().start()`; `api_url` is what `SLACK_API_URL` should be."""
 
-    def __init__(self, token: str = BOT_TOKEN) -> None:
+    def __init__(self, token: str = BOT_TOKEN, host: str = "127.0.0.1") -> None:
+        """`host`: the address to listen on, which its URLs name (the soak's hosts reach it on a bridge)."""
         self.token = token
         self.grants: dict[str, Grant] = {token: Grant(TEAM_ID, None, token)}  # by access token
         self._codes: dict[str, tuple[str | None, str | None, int | None]] = {}  # code -> team, org, expires_in
@@ -118,7 +121,7 @@ class SlackFake:
         self._ts_lock = threading.Lock()
         self._last_ts = 0.0
         self._ids = itertools.count(1)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = ThreadingHTTPServer((host, 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -344,7 +347,7 @@ class SlackFake:
             result = {"ok": False, "error": refused}
         else:
             result = self._answer(method, args, self.grants[token or ""])
-        self._record(Call(method, args, token, 200))
+        self._record(Call(method, args, token, 200, answer=result))
         _send_json(handler, 200, result)
 
     def _take_fault(self, method: str, channel: str | None = None) -> _Fault | None:

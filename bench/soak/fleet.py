@@ -1,0 +1,206 @@
+"""The soak's processes: one Redis (append-only), bots (Socket Mode and HTTP), workers, each on a host.
+
+Every process is started as shipped (`qa-bot`'s entry, `python -m explain_core.worker`,
+`redis-server`), with the soak's short bounds in its environment (`SOAK_ENV`). Each
+incarnation's peak RSS (VmHWM) is sampled while it lives, so a process killed by a fault is
+measured too.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from bench.soak.hosts import Host, Loopback, Network
+from tests.support import ROOT
+from tests.support.bot_harness import ENTRY, SIGNING_SECRET
+from tests.support.redis_server import RedisServer, free_port
+from tests.support.slack_fake import BOT_TOKEN, SlackFake
+from tests.support.socket_mode_fake import APP_TOKEN
+from tests.support.worker_process import WorkerProcess
+
+NAMESPACE = "soak"
+# The soak's bounds, short so that a few minutes hold many deadlines and expiries (the documented
+# defaults are 10 minutes to a day). `bound_s` below is derived from them.
+SOAK_ENV = {
+    "QA_REPLY_DEADLINE_S": "60",
+    "QA_SLACK_RETRY_S": "30",
+    "QA_DOC_CACHE_TTL_S": "45",
+    "QA_VISIBILITY_TIMEOUT_S": "20",
+    "QA_LOG_FORMAT": "text",
+    "TF_NUM_INTRAOP_THREADS": "1",
+    "TF_NUM_INTEROP_THREADS": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+}
+SWEEP_INTERVAL_S = 5.0
+LOST_GRACE_S = 60.0
+
+
+def bound_s() -> float:
+    """The documented bound on silence with the soak's settings: the reply deadline, a sweep, a
+    lost question's grace, and one reply's whole Slack retry window (README: "Every question
+    ends in one outcome")."""
+    return (float(SOAK_ENV["QA_REPLY_DEADLINE_S"]) + SWEEP_INTERVAL_S + LOST_GRACE_S
+            + float(SOAK_ENV["QA_SLACK_RETRY_S"]) + 30.0)
+
+
+def vm_hwm_mb(pid: int) -> float:
+    """The peak resident set of `pid` so far, in MB (0 once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+@dataclass
+class Peaks:
+    """Peak RSS per process name, over all of its incarnations."""
+
+    mb: dict[str, float] = field(default_factory=dict)
+
+    def sample(self, name: str, pid: int | None) -> None:
+        if pid is not None:
+            self.mb[name] = max(self.mb.get(name, 0.0), vm_hwm_mb(pid))
+
+
+@dataclass
+class BotProcess:
+    """One `qa-bot` process on `host`: Socket Mode (`port` None) or HTTP on `port`."""
+
+    name: str
+    host: Host
+    env: dict[str, str]
+    log_path: Path
+    port: int | None = None
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host.ip}:{self.port}/slack/events"
+
+    def start(self) -> BotProcess:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen([*self.host.wrap, *ENTRY], cwd=ROOT, env={**os.environ, **self.env},
+                                         stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
+
+    def wait_ready(self, fake: SlackFake, timeout: float = 120.0) -> None:
+        """HTTP: it answers (refuses an unsigned POST); Socket Mode: it opened a connection."""
+        deadline = time.monotonic() + timeout
+        links = len(fake.socket_mode.links()) if fake.socket_mode else 0
+        while time.monotonic() < deadline:
+            assert self.proc is not None and self.proc.poll() is None, self.log_path.read_text()[-3000:]
+            if self.port is not None:
+                try:
+                    if requests.post(self.url, timeout=2).status_code >= 400:
+                        return
+                except requests.RequestException:
+                    pass
+            elif fake.socket_mode is not None and len(fake.socket_mode.links()) > links:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"{self.name} not ready:\n{self.log_path.read_text()[-3000:]}")
+
+    def signal(self, sig: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Fleet:
+    """Redis, the bots and the workers of one soak, on `network`'s hosts."""
+
+    def __init__(self, network: Network | Loopback, fake: SlackFake, model: Path, log_dir: Path,
+                 workers: int = 3) -> None:
+        self.network = network
+        self.fake = fake
+        self.log_dir = log_dir
+        self.peaks = Peaks()
+        redis_host = network.add("redis")
+        self.redis = RedisServer(appendonly=True, host=redis_host.ip if isinstance(network, Network) else "127.0.0.1",
+                                 wrap=redis_host.wrap)
+        network.set_redis(redis_host, self.redis.port)
+        self.redis_host = redis_host
+        self.bots: list[BotProcess] = []
+        for name, http in (("bot-socket", False), ("bot-http", True)):
+            host = network.add(name)
+            env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_API_URL": fake.api_url, "QA_NAMESPACE": NAMESPACE,
+                   "REDIS_URL": network.redis_url(host, self.redis.port), "QA_BOT_METRICS_PORT": "0", **SOAK_ENV}
+            if http:
+                env.update(BOT_MODE="http", PORT=str(free_port()), BIND_HOST="0.0.0.0",
+                           SLACK_SIGNING_SECRET=SIGNING_SECRET)
+            else:
+                env.update(BOT_MODE="socket", SLACK_APP_TOKEN=APP_TOKEN)
+            self.bots.append(BotProcess(name, host, env, log_dir / f"{name}.log",
+                                        int(env["PORT"]) if http else None))
+        self.workers: dict[str, tuple[Host, WorkerProcess]] = {}
+        for i in range(1, workers + 1):
+            host = network.add(f"worker{i}")
+            worker = WorkerProcess.tiny(network.redis_url(host, self.redis.port), NAMESPACE, model, log_dir,
+                                        name=f"worker{i}", wrap=host.wrap, **SOAK_ENV)
+            self.workers[f"worker{i}"] = (host, worker)
+
+    @property
+    def socket_bot(self) -> BotProcess:
+        return self.bots[0]
+
+    @property
+    def http_bot(self) -> BotProcess:
+        return self.bots[1]
+
+    def start(self) -> None:
+        self.redis.start()
+        for _, worker in self.workers.values():
+            worker.start()
+        for bot in self.bots:
+            bot.start()
+        for bot in self.bots:
+            bot.wait_ready(self.fake)
+        for _, worker in self.workers.values():
+            worker.wait_ready()
+
+    def pids(self) -> dict[str, int | None]:
+        """Each process's pid now (None while it is down)."""
+        pids: dict[str, int | None] = {"redis": self.redis.proc.pid if self.redis.proc else None}
+        for bot in self.bots:
+            pids[bot.name] = bot.pid
+        for name, (_, worker) in self.workers.items():
+            pids[name] = worker.pid if worker.alive else None
+        return pids
+
+    def sample(self) -> None:
+        for name, pid in self.pids().items():
+            self.peaks.sample(name, pid)
+
+    def close(self) -> None:
+        """Stop everything (idempotent); then the network goes."""
+        for bot in self.bots:
+            bot.stop()
+        for _, worker in self.workers.values():
+            if worker.proc is not None:
+                worker.proc.send_signal(signal.SIGCONT)
+            worker.stop()
+        self.redis.close()
