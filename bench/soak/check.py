@@ -121,6 +121,7 @@ class Verdict:
     to_final: list[float] = field(default_factory=list)
     exact_scores: int = 0
     finished: dict[int, float] = field(default_factory=dict)  # qid -> when its final outcome showed
+    told: Counter[str] = field(default_factory=Counter)  # what people were told, by the message's gist
 
     def violate(self, kind: str, q: Question, detail: str, seen: Seen | None) -> None:
         self.violations[kind].append(q.qid)
@@ -168,7 +169,8 @@ def check(questions: list[Question], fake: SlackFake, reference: Reference, boun
             verdict.counts["not acknowledged (Slack's error shown)"] += 1
             continue
         verdict.counts["acknowledged" if q.acked else "not acknowledged, yet shown"] += 1
-        placeholder = min((states[0][0] for states in seen.messages.values()), default=None)
+        placeholder = min((states[0][0] for states in seen.messages.values() if states[0][1] == "pending"),
+                          default=None)
         if placeholder is not None:
             verdict.to_placeholder.append(placeholder - q.asked_at)
         finals = seen.finals()
@@ -181,6 +183,8 @@ def check(questions: list[Question], fake: SlackFake, reference: Reference, boun
         verdict.to_final.append(at - q.asked_at)
         verdict.finished[q.qid] = at
         verdict.counts["answered" if kind == "answer" else "told what happened"] += 1
+        if kind != "answer":
+            verdict.told[_gist(text)] += 1
         if at - q.asked_at > bound_s:
             verdict.violate("late", q, f"final outcome after {at - q.asked_at:.0f} s > {bound_s:.0f} s", seen)
         for states in seen.messages.values():
@@ -228,6 +232,11 @@ def _percent(value: float) -> str:
     return "<1%" if 0 < value < 0.005 else f"{round(value * 100):d}%"
 
 
+def _gist(text: str) -> str:
+    """A told message without what varies (numbers, quoted names), to count messages by kind."""
+    return re.sub(r"\d[\d,.]*", "N", re.sub(r"“[^”]*”|\S+\.(pdf|docx|txt|md)", "…", text))[:90]
+
+
 def quantiles(values: list[float]) -> str:
     if not values:
         return "-"
@@ -243,6 +252,7 @@ def report_lines(seed: int, verdict: Verdict, *, network: str, minutes: float, r
              "counts: " + ", ".join(f"{k} {v}" for k, v in sorted(verdict.counts.items())),
              f"answers checked against explain_core: {verdict.counts['answered']} (confidence exact to "
              f"{SCORE_TOLERANCE:g} for {verdict.exact_scores}, to the shown percent for the rest)",
+             "told: " + "; ".join(f"{n} x {gist!r}" for gist, n in verdict.told.most_common()),
              f"question -> placeholder: {quantiles(verdict.to_placeholder)}",
              f"question -> final outcome: {quantiles(verdict.to_final)}",
              f"throughput: {verdict.counts['asked'] / max(elapsed_s, 1e-9):.2f} questions/s over {elapsed_s:.0f} s",

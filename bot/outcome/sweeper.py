@@ -114,6 +114,7 @@ class Sweeper(Background):
         """Questions whose process died between Slack's acknowledgement and its placeholder's
         record (`Tracker.abandoned`): claim CRASHED, then tell the asker (see `_tell_abandoned`)."""
         told = 0
+        self._flow.tracker.close_unclosed()
         for pending in self._flow.tracker.abandoned(now):
             if self._is_busy(pending.key):
                 continue

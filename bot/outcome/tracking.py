@@ -166,6 +166,7 @@ class Tracker:
         self._keys = keys
         self._lock = threading.Lock()
         self._local: dict[str, _Entry] = {}
+        self._unclosed: set[str] = set()  # journal entries `expected` could not drop (Redis unreachable)
 
     # -- the intake ------------------------------------------------------------------------
     def begin(self, placeholder: Placeholder) -> None:
@@ -215,7 +216,26 @@ class Tracker:
         try:
             pipe.execute()
         except redis.RedisError as exc:
-            log.warning("could not close the intake of %s (%s)", key, exc)
+            log.warning("could not close the intake of %s (%s); retried once Redis answers", key, exc)
+            with self._lock:
+                self._unclosed.add(key)
+        else:
+            with self._lock:
+                self._unclosed.discard(key)
+
+    def close_unclosed(self) -> None:
+        """Drop the journal entries this process could not drop (its asker was told meanwhile, e.g.
+        "couldn't take it" while Redis was cut off), before any sweeper takes them for lost.
+        Raises RedisError (they stay to retry)."""
+        with self._lock:
+            keys = sorted(self._unclosed)
+        for key in keys:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.zrem(self._keys.intakes, key)
+            pipe.delete(self._keys.intake(key))
+            pipe.execute()
+            with self._lock:
+                self._unclosed.discard(key)
 
     def abandoned(self, now: float) -> list[Placeholder]:
         """Journalled questions past their grace whose placeholder was never recorded: the process

@@ -214,3 +214,22 @@ def test_a_question_taken_normally_leaves_no_journal_entry(bot: BotUnderTest) ->
     assert bot.queue.redis.zcard(bot.queue.keys.intakes) == 0
     assert bot.queue.redis.keys(f"{bot.queue.keys.namespace}:intake:*") == []
     assert bot.services.flow.tracker.abandoned(time.time() + INTAKE_GRACE_S + 1) == []
+
+
+def test_an_intake_that_told_its_asker_while_redis_was_away_is_not_called_lost(
+        slack: SlackFake, durable_redis: RedisServer, namespace: str) -> None:
+    """The intake refused the question (Slack failing, say) while cut off from Redis, so it could
+    not drop its journal entry: it drops it once Redis answers, before the grace ends (soak seed 1)."""
+    bot = make_bot(slack, durable_redis.url, namespace)
+    try:
+        channel = unique("C")
+        pending = _died_taking(bot, channel, posted=False)
+        durable_redis.stop()
+        bot.services.flow.tracker.expected(pending.key)  # fails, remembered
+        durable_redis.start()
+        assert bot.start_sweeper().sweep(now=pending.deadline + 1) == 0
+        assert bot.queue.redis.zcard(bot.queue.keys.intakes) == 0
+        time.sleep(0.3)
+        assert bot.fake.messages_in(channel) == []
+    finally:
+        bot.close()
