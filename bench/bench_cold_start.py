@@ -117,7 +117,7 @@ def worker_start(model: str) -> None:
                 raise RuntimeError(log.read_text()[-2000:])
             time.sleep(0.05)
         ready = time.perf_counter() - started
-        queue = JobQueue.from_url(server.url)
+        queue = JobQueue.connect(server.url)
         latencies = []
         for i in range(3):
             sent = time.perf_counter()

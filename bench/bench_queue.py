@@ -182,7 +182,7 @@ def main() -> None:
         server = RedisServer(appendonly=False).start()
         worker = start_worker(server.url, model, args.batch, Path(tmp) / "worker.log")
         try:
-            queue = JobQueue.from_url(server.url, "bench")
+            queue = JobQueue.connect(server.url, "bench")
             through_redis(queue, items[:args.batch], run=-1)  # the worker's first batch, off the clock
             ready = ready_jobs(items, "vanilla")
             runs = iter(range(args.repeats))
@@ -193,7 +193,7 @@ def main() -> None:
                      ("ratio Redis / in process (target >= 0.9)", f"{local / remote:.3f}")]
             template = batched.answer(ready[:1])[0]
             assert isinstance(template, JobResult)
-            cost = protocol_cost(JobQueue.from_url(server.url, "bench-protocol"), workload(500), template, args.batch)
+            cost = protocol_cost(JobQueue.connect(server.url, "bench-protocol"), workload(500), template, args.batch)
             rows.append(("protocol alone per job, no model (500 jobs, result "
                          f"{len(template.to_json()) / 1024:.0f} KB)", f"{cost:.2f} ms"))
             rows.append(("ratio bound from it: model time / (model time + protocol)",

@@ -21,7 +21,6 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import redis
 from slack_bolt import App, BoltContext
 from slack_bolt.authorization.authorize import InstallationStoreAuthorize
 from slack_sdk import WebClient
@@ -112,7 +111,7 @@ def start(settings: BotSettings) -> App:
     Both modes call it once per serving process; in HTTP mode that is each Hypercorn worker
     process (`http_app_from_env`), after it starts, because the consumer is a thread.
     """
-    queue = JobQueue.from_url(settings.redis_url, namespace=settings.namespace,
+    queue = JobQueue.connect(settings.redis, namespace=settings.namespace,
                               max_per_user=settings.max_per_user, max_per_channel=settings.max_per_channel,
                               max_per_team=settings.max_per_team,
                               team_slots=settings.team_slots if settings.oauth is not None else 0)
@@ -149,10 +148,8 @@ def serve_ops(settings: BotSettings, checks: Mapping[str, Check] | None = None) 
     than being watched, and the missing port shows in the operator's scrape."""
     if not settings.metrics_port:
         return None
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_connect_timeout=SCRAPE_TIMEOUT_S,
-                                  socket_timeout=SCRAPE_TIMEOUT_S)
-    ops = OpsServer(serving_registry(JobQueue(client, settings.namespace)),
-                    {"redis": redis_check(settings.redis_url), **(checks or {})})
+    ops = OpsServer(serving_registry(JobQueue(settings.redis.client(SCRAPE_TIMEOUT_S), settings.namespace)),
+                    {"redis": redis_check(settings.redis), **(checks or {})})
     try:
         return ops.serve(settings.metrics_port, settings.metrics_host)
     except OSError as exc:

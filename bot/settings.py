@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 from explain_core import defaults, settings
 from explain_core.errors import ConfigError
-from explain_core.queue import Keys
+from explain_core.queue import Keys, RedisTarget
 from explain_core.settings import Env
 
 MODES = ("socket", "http")
@@ -35,7 +35,7 @@ class BotSettings:
     signing_secret: str | None = None
     api_url: str = defaults.SLACK_API_URL
     port: int = defaults.PORT
-    redis_url: str = defaults.REDIS_URL
+    redis: RedisTarget = RedisTarget()
     namespace: str = defaults.NAMESPACE
     max_file_bytes: int = defaults.MAX_FILE_BYTES
     max_pdf_pages: int = defaults.MAX_PDF_PAGES
@@ -66,7 +66,7 @@ class BotSettings:
 
     def __repr__(self) -> str:
         return (f"BotSettings(mode={self.mode!r}, api_url={self.api_url!r}, port={self.port}, "
-                f"namespace={self.namespace!r}, redis_url=<hidden>, tokens=<hidden>)")
+                f"namespace={self.namespace!r}, redis={self.redis!r}, tokens=<hidden>)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BotSettings:
@@ -76,7 +76,8 @@ class BotSettings:
         many (HTTP mode only; see `OAuthConfig.from_env`); SLACK_APP_TOKEN in Socket Mode
         (BOT_MODE=socket, the default);
         SLACK_SIGNING_SECRET in HTTP mode (BOT_MODE=http). Optional: SLACK_API_URL, PORT,
-        REDIS_URL, QA_NAMESPACE, QA_MAX_FILE_BYTES, QA_MAX_PDF_PAGES, QA_PDF_CPU_S,
+        REDIS_URL (or REDIS_SENTINELS, REDIS_SENTINEL_MASTER, REDIS_SENTINEL_PASSWORD: see
+        `explain_core.queue.connect`), QA_NAMESPACE, QA_MAX_FILE_BYTES, QA_MAX_PDF_PAGES, QA_PDF_CPU_S,
         QA_PDF_MEMORY_MB, QA_PDF_TIMEOUT_S, QA_PDF_READERS, QA_DOWNLOAD_TIMEOUT_S,
         QA_DOC_CACHE_TTL_S, QA_MAX_PER_USER, QA_MAX_PER_CHANNEL, QA_MAX_PER_TEAM, QA_TEAM_SLOTS (many
         workspaces only), QA_REPLY_DEADLINE_S, QA_SLACK_RETRY_S, QA_DELIVERY_THREADS, QA_PROGRESS_AFTER_S,
@@ -114,7 +115,7 @@ class BotSettings:
             signing_secret=signing_secret,
             api_url=api_url,
             port=env.integer("PORT", defaults.PORT, low=1),
-            redis_url=settings.redis_url(env),
+            redis=RedisTarget.from_env(env),
             namespace=settings.namespace(env),
             max_file_bytes=env.integer("QA_MAX_FILE_BYTES", defaults.MAX_FILE_BYTES, low=1),
             max_pdf_pages=env.integer("QA_MAX_PDF_PAGES", defaults.MAX_PDF_PAGES, low=1),

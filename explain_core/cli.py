@@ -23,6 +23,7 @@ from explain_core.errors import ConfigError, InputError
 from explain_core.explanation import Explanation
 from explain_core.present.summary import summarize
 from explain_core.settings import DecodeSettings, compare_models, default_model, max_passage_chars
+from explain_core.wording import count
 
 TOP_WORDS = 8
 JSON_CHARS_PER_CHAR = 12  # the longest JSON spelling of one character: a surrogate pair, \ud83d\ude00
@@ -99,7 +100,7 @@ def _jsonl_records(handle: TextIO) -> Iterator[tuple[int, Any, str, str] | dict[
     limit = JSON_CHARS_PER_CHAR * max_passage_chars() + JSONL_LINE_SLACK
     for number, line in _jsonl_lines(handle, limit):
         if line is None:
-            yield _error_record(None, InputError("bad_jsonl", f"line {number} is over {limit:,} characters"))
+            yield _error_record(None, InputError("bad_jsonl", f"line {number} is over {count(limit, 'character')}"))
             continue
         if not line.strip():
             continue
@@ -145,7 +146,7 @@ def _run_jsonl(handle: TextIO, stdout: TextIO, qa: Any, method: str, settings: D
 def _human(exp: Explanation) -> str:
     head = "no answer found" if exp.no_answer else f"answer: {exp.answer}"
     lines = [head, f"confidence: {exp.score:.1%}  (model {exp.model}, method {exp.method}, "
-                   f"{exp.windows} window{'s' if exp.windows != 1 else ''}, {exp.timings_ms.get('total', 0):.0f} ms)"]
+                   f"{count(exp.windows, 'window')}, {exp.timings_ms.get('total', 0):.0f} ms)"]
     if exp.faithfulness is not None:
         lines.append(f"faithfulness: {exp.faithfulness.sentence}")
     if exp.no_answer and exp.best_rejected:

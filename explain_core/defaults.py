@@ -8,6 +8,11 @@ from __future__ import annotations
 
 # -- shared by the bot, the worker and the CLI --------------------------------------------
 REDIS_URL = "redis://localhost:6379/0"  # REDIS_URL
+# Redis Sentinel (a primary with a replica and automatic failover; explain_core/queue/connect.py), unset by default:
+# REDIS_SENTINELS, the sentinels as comma-separated host:port, and REDIS_SENTINEL_MASTER, the primary's name in their
+# `sentinel monitor` line. Set, they win over REDIS_URL's host and port; REDIS_URL still gives the primary's user,
+# password, database and TLS (rediss://, which the sentinels then speak too). REDIS_SENTINEL_PASSWORD: the sentinels'.
+SENTINEL_PORT = 26379  # of a sentinel listed without one
 NAMESPACE = "qa"  # QA_NAMESPACE: the prefix of every Redis key (explain_core.queue.keys)
 # QA_MODEL: hub name or local folder. A SQuAD 2.0 model, so it can say "no answer" (SQuAD 1.1 models always
 # answer something); it ships TensorFlow weights (tf_model.h5). SQuAD 2.0 dev: EM 79.9, F1 82.9 (its model card).

@@ -6,7 +6,7 @@
     │   ├── InputError     the input is wrong: fix it and ask again (empty, too long, unknown model)
     │   ├── Busy           the job queue is at its cap: ask again in a few minutes
     │   ├── Limited        this person (or channel) already has its share of questions waiting
-    │   └── Unavailable    the job queue (Redis) cannot be reached: ask again later
+    │   └── Unavailable    the job queue (Redis) cannot be reached, or refuses writes: ask again later
     ├── SchemaError        a queue message that is not JSON, lacks a field or has an unknown version
     └── ConfigError        a setting (environment variable) is missing or malformed
 
@@ -15,6 +15,8 @@ message and exits 2, the worker turns it into an error result, the bot an epheme
 while anything else is a bug, logged with its trace and never shown to a user.
 """
 from __future__ import annotations
+
+from explain_core.wording import count
 
 
 class Refusal(Exception):
@@ -39,7 +41,7 @@ class Busy(Refusal):
     because a capped stream would otherwise drop the oldest questions silently."""
 
     def __init__(self, ahead: int) -> None:
-        super().__init__("queue_full", f"the service is busy ({ahead:,} questions waiting); "
+        super().__init__("queue_full", f"the service is busy ({count(ahead, 'question')} waiting); "
                                        "try again in a few minutes")
         self.ahead = ahead
 
@@ -51,18 +53,31 @@ class Limited(Refusal):
 
     def __init__(self, code: str, limit: int) -> None:
         who = {"user_limit": "you have", "channel_limit": "this channel has"}.get(code, "this workspace has")
-        super().__init__(code, f"{who} {limit} question{'s' if limit != 1 else ''} waiting for an answer "
+        super().__init__(code, f"{who} {count(limit, 'question')} waiting for an answer "
                                "already; ask again when one of them is answered")
         self.limit = limit
 
 
 class Unavailable(Refusal):
-    """The job queue cannot be reached, so a question could not be taken (nothing was queued)."""
+    """The job queue (Redis) cannot take a question now, so it was not taken (nothing was queued).
 
-    def __init__(self) -> None:
-        super().__init__("redis_unavailable",
-                         "I can't reach my job queue right now, so I couldn't take your question. "
-                         "Try again in a minute; if it keeps happening, tell whoever runs this bot.")
+    `code` says why, in words that are true for the person: out of reach, or reached but refusing
+    writes (out of memory under `noeviction`, a read-only replica, a disk it cannot write to). A
+    refusal is not an outage, and "I can't reach" would send an operator to the wrong place.
+    `explain_core.queue.connect.unavailable` picks the code from Redis' error."""
+
+    WHY = {
+        "redis_unavailable": "I can't reach my job queue right now",
+        "redis_full": "My job queue is full and refuses new questions right now",
+        "redis_read_only": "My job queue is read-only right now (it is switching to another server, or is set up "
+                           "wrong)",
+        "redis_cannot_save": "My job queue cannot write to its disk and refuses new questions right now",
+        "redis_refused": "My job queue refused your question with an error",
+    }
+
+    def __init__(self, code: str = "redis_unavailable") -> None:
+        super().__init__(code, f"{self.WHY[code]}, so I couldn't take your question. Try again in a few minutes; "
+                               "if it keeps happening, tell whoever runs this bot.")
 
 
 class SchemaError(ValueError):

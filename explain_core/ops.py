@@ -23,7 +23,7 @@ import logging
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import redis
@@ -104,10 +104,18 @@ def _json(start_response: Callable[..., Any], status: str, body: dict[str, Any])
     return [data]
 
 
-def redis_check(url: str) -> Check:
+class Connects(Protocol):
+    """Where Redis is (`explain_core.queue.RedisTarget`, which this shared module may not import)."""
+
+    def client(self, timeout_s: float) -> redis.Redis: ...
+
+
+def redis_check(target: Connects) -> Check:
     """A check that Redis answers a PING within `PING_TIMEOUT_S`, on a client of its own (so a
-    probe never waits behind the process's pool, nor for a Redis that hangs)."""
-    client = redis.Redis.from_url(url, socket_timeout=PING_TIMEOUT_S, socket_connect_timeout=PING_TIMEOUT_S)
+    probe never waits behind the process's pool, nor for a Redis that hangs). Through Sentinel,
+    each sentinel asked has that long too, and the PING goes to whichever primary they name now,
+    so the probe is ready again as soon as a failover is done."""
+    client = target.client(PING_TIMEOUT_S)
 
     def check() -> str | None:
         try:

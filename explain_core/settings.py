@@ -102,11 +102,6 @@ def precision(env: Env | None = None) -> str:
     return (env or Env()).choice("QA_PRECISION", defaults.PRECISION, ("float32", "bfloat16"))
 
 
-def redis_url(env: Env | None = None) -> str:
-    """`REDIS_URL`: the job queue the bot and the worker share."""
-    return (env or Env()).text("REDIS_URL", defaults.REDIS_URL)
-
-
 def namespace(env: Env | None = None) -> str:
     """`QA_NAMESPACE`: the prefix of every Redis key, so several deployments can share one Redis."""
     return (env or Env()).text("QA_NAMESPACE", defaults.NAMESPACE)

@@ -10,6 +10,7 @@ import re
 
 from explain_core.errors import InputError
 from explain_core.settings import max_passage_chars
+from explain_core.wording import count, number
 
 # A letter or a digit in any script (`\w` without the underscore): text without one has
 # nothing a tokenizer turns into words (only zero-width, control, combining or punctuation
@@ -41,7 +42,8 @@ def passage_problem(passage: object) -> InputError | None:
         return InputError("empty_passage", "The passage has no text: give me the text to find the answer in.")
     limit = max_passage_chars()
     if len(passage) > limit:
-        return InputError("passage_too_long", f"The passage has {len(passage):,} characters; the limit is {limit:,}. "
+        return InputError("passage_too_long", f"The passage has {count(len(passage), 'character')}; "
+                                              f"the limit is {number(limit)}. "
                                               "Send just the part that holds the answer.")
     return _unreadable("passage", passage)
 

@@ -12,7 +12,8 @@ naming what to do, before anything is left running:
    huggingface_hub's progress bar (under honcho stderr is a pipe and the bar is not drawn) and
    a model that cannot be had stops here; later starts load it from the cache without the network;
 4. Redis: when REDIS_URL is on this machine (the default, redis://localhost:6379/0) and
-   nothing answers there, a redis-server of our own, append-only, data in `data/redis`;
+   nothing answers there, a redis-server of our own, append-only, data in `data/redis`
+   (never with REDIS_SENTINELS: a Sentinel-managed Redis is the operator's);
 5. `honcho start` with the virtualenv's bin first on PATH (so the Procfile's `qa-bot` and
    `qa-worker` are this project's) and PORT as the bot's port, until it ends or Ctrl-C;
    then the redis-server we started is stopped, after the worker has written what it had.
@@ -39,6 +40,7 @@ from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from bot.settings import BotSettings
+    from explain_core.queue import RedisTarget
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the virtualenv's bin (the Makefile runs this with $(BIN)/python)
@@ -169,11 +171,14 @@ class LocalRedis:
         self.proc = None
 
 
-def redis_to_start(url: str, data_dir: Path) -> LocalRedis | None:
-    """A LocalRedis when `url` is a password-less Redis on this machine and nothing answers
-    there; None when something answers, or when the URL is elsewhere (then it is the
-    operator's Redis and the worker says so if it is down)."""
-    parts = urlsplit(url)
+def redis_to_start(target: RedisTarget, data_dir: Path) -> LocalRedis | None:
+    """A LocalRedis when REDIS_URL is a password-less Redis on this machine and nothing answers
+    there; None when something answers, or when the URL is elsewhere or Sentinel names the
+    primary (then it is the operator's Redis and the worker says so if it is down)."""
+    if target.sentinels:
+        print(f"{PROG}: using Redis through {target.where()}", flush=True)
+        return None
+    parts = urlsplit(target.url)
     if parts.scheme != "redis" or parts.hostname not in LOOPBACK or parts.password or parts.username:
         return None
     port = parts.port or 6379
@@ -230,12 +235,9 @@ def main(argv: list[str] | None = None) -> int:
         check_slack(settings)
         if not args.no_download:
             download_models(env)
-        from explain_core.settings import Env, redis_url
-
-        url = redis_url(Env(env))
-        redis = redis_to_start(url, args.data_dir.resolve())
+        redis = redis_to_start(settings.redis, args.data_dir.resolve())
         if redis is not None:
-            print(f"{PROG}: nothing answers at {url}; starting redis-server on port {redis.port} "
+            print(f"{PROG}: nothing answers at {settings.redis.url}; starting redis-server on port {redis.port} "
                   f"(append-only, data in {redis.folder}) until this stops", flush=True)
             redis.start()
         return serve(args.procfile.resolve(), env, settings.port)

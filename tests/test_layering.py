@@ -2,7 +2,7 @@
 
 - `explain_core.engine` and `explain_core.evaluation` hold TensorFlow; `explain_core.render` holds PIL.
 - `explain_core.queue`, `explain_core.present` and the shared top-level modules (errors, defaults, ops,
-  settings, validation, explanation, codec) hold neither: the bot may import them, and only them.
+  settings, validation, explanation, codec, wording) hold neither: the bot may import them, and only them.
 - Nothing in explain_core imports Slack; nothing in the bot imports TensorFlow.
   (PIL is checked statically only: pypdf, which the bot uses, loads PIL whenever it is installed.)
 
@@ -22,7 +22,7 @@ import pytest
 
 from tests.support import ROOT
 
-SHARED = ("errors", "defaults", "settings", "validation", "explanation", "codec", "ops")
+SHARED = ("errors", "defaults", "settings", "validation", "explanation", "codec", "ops", "wording")
 BOT_MAY_IMPORT = ("queue", "present", *SHARED)
 # What each part of explain_core may import from explain_core (the part itself is always allowed).
 ALLOWED: dict[str, tuple[str, ...]] = {

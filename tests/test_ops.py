@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from explain_core.errors import ConfigError
 from explain_core.ops import TEXT_FORMAT, JsonFormatter, OpsServer, log_format, redis_check, step
+from explain_core.queue import RedisTarget
 from explain_core.settings import Env
 from tests.support.redis_server import free_port
 
@@ -67,7 +68,7 @@ def test_readyz_names_each_check_that_fails_and_metrics_shows_the_registry(redis
     def broken() -> str | None:
         raise RuntimeError("a bug in a check")
 
-    server = OpsServer(registry, {"redis": redis_check(redis_url), "broken": broken,
+    server = OpsServer(registry, {"redis": redis_check(RedisTarget(redis_url)), "broken": broken,
                                   "model": lambda: "loading"}).serve(free_port())
     try:
         status, body = get(server.port, "/readyz")
@@ -79,7 +80,7 @@ def test_readyz_names_each_check_that_fails_and_metrics_shows_the_registry(redis
         assert get(server.port, "/") [0] == 404
     finally:
         server.close()
-    ready = OpsServer(registry, {"redis": redis_check(redis_url)}).serve(free_port())
+    ready = OpsServer(registry, {"redis": redis_check(RedisTarget(redis_url))}).serve(free_port())
     try:
         assert get(ready.port, "/readyz") == (200, '{"status": "ready", "checks": {"redis": "ok"}}')
     finally:

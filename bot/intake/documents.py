@@ -38,8 +38,9 @@ from bot.intake.files import SEPARATOR, SUPPORTED_HELP, FileReader, NamedText
 from bot.intake.parsing import slack_to_plain
 from bot.workspaces import Workspace, current
 from explain_core.codec import dumps, from_object, to_object
-from explain_core.errors import InputError, Unavailable
+from explain_core.errors import InputError
 from explain_core.queue import Keys
+from explain_core.queue.connect import unavailable
 from explain_core.validation import passage_problem
 
 log = logging.getLogger(__name__)
@@ -74,11 +75,11 @@ class Document:
 
 @contextmanager
 def _redis_or_unavailable() -> Iterator[None]:
-    """A Redis error as `Unavailable`: the user hears the queue is down, as from the intake."""
+    """A Redis error as `Unavailable`: the user hears the queue is down or refusing, as from the intake."""
     try:
         yield
-    except redis.RedisError:
-        raise Unavailable() from None
+    except redis.RedisError as exc:
+        raise unavailable(exc) from None
 
 
 class Documents:

@@ -25,6 +25,7 @@ from bot.intake.extract import Extracted, PdfLimits, read_pdf
 from bot.settings import BotSettings
 from explain_core.errors import InputError
 from explain_core.settings import max_passage_chars
+from explain_core.wording import count, number
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,9 @@ def _too_long(name: str, room: int) -> InputError:
     """The refusal of a piece of text that does not fit in the `room` left of the passage limit."""
     limit = max_passage_chars()
     holds = "it holds" if room >= limit else "with the rest of the message it holds"
-    return InputError("passage_too_long", f"{name} is too large to read: {holds} more than {limit:,} characters, "
-                                          "the most I read. Upload or paste just the part you are asking about.")
+    return InputError("passage_too_long", f"{name} is too large to read: {holds} more than "
+                                          f"{count(limit, 'character')}, the most I read. "
+                                          "Upload or paste just the part you are asking about.")
 
 
 def pdf_text(data: bytes, name: str, limits: PdfLimits) -> str:
@@ -92,7 +94,8 @@ def _pdf_refusal(found: Extracted, name: str, limits: PdfLimits) -> InputError:
     if found.outcome == "too_long":
         return _too_long(name, limits.max_chars)
     if found.outcome == "too_many_pages":
-        return InputError("pdf_too_many_pages", f"{name} has {found.pages} pages; I read at most {limits.max_pages}. "
+        return InputError("pdf_too_many_pages", f"{name} has {count(found.pages, 'page')}; I read at most "
+                                                f"{number(limits.max_pages)}. "
                                                 "Upload just the pages you are asking about.")
     if found.outcome == "encrypted":
         return InputError("pdf_encrypted", f"{name} is encrypted with a password. Upload a copy without one, "

@@ -31,7 +31,8 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 import redis
@@ -46,6 +47,7 @@ from bot.workspaces import Workspace, current
 from explain_core.errors import Busy, InputError, Limited, Refusal, Unavailable
 from explain_core.ops import step
 from explain_core.queue import JobOptions, JobQueue, Keys, consumer_name
+from explain_core.queue.connect import WRITES_REFUSED, unavailable
 from explain_core.validation import validate
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ LISTENER_RETRY_S = 60.0
 # in a live process: the placeholder's retries, a last Slack call's timeout, the record. Past it,
 # the sweeper (any process) takes the process for dead and tells the asker the question was lost.
 INTAKE_GRACE_S = LISTENER_RETRY_S + 2 * REPLY_TIMEOUT_S
+REPLAYED = "I got this request again and took it only once: its answer comes in my first reply."
 
 
 @dataclass(frozen=True)
@@ -128,16 +131,40 @@ class Intake:
         self._askers = _OneAtATime()
         self._leases = Leases(queue.redis, queue.keys, consumer_name())
 
-    def first_delivery(self, key: str, token: str) -> bool:
+    def first_delivery(self, key: str, token: str, ttl_s: int = Keys.EVENT_TTL_S) -> bool:
         """False if the Slack event whose job key is `key` was already taken by another
         delivery of it (a retry): it must do nothing, not even repeat an error message.
 
         `token` is unique to this delivery of the event (see `JobQueue.claim_once`). If Redis
-        is down the event is handled, and the intake will say that Redis is down."""
+        is down the event is handled, and the intake will say that Redis is down. If Redis refuses
+        writes (full, read-only), the refusal is raised here, before anything is posted, so the
+        asker hears why privately rather than from a placeholder in the channel."""
         try:
-            return self._queue.claim_once(key, Keys.EVENT_TTL_S, token)
-        except redis.RedisError:
+            return self._queue.claim_once(key, ttl_s, token)
+        except redis.RedisError as exc:
+            refusal = unavailable(exc)
+            if refusal.code in WRITES_REFUSED:
+                log.warning("request %s not taken: Redis refuses writes (%s)", key, exc)
+                raise refusal from None
             return True
+
+    def first_request(self, key: str, tell: Callable[[blocks.Message], None]) -> bool:
+        """False for a copy of a slash command or a form submission already taken (job key
+        `key`: its trigger id, its view id): Slack never sends these twice, so a copy is a
+        replay of the signed request, which its signature lets through for 5 minutes. A copy
+        posts nothing public; the first copy tells the asker privately (`tell`) and the later
+        ones nothing, so however many copies come, the channel sees one question and the asker
+        at most one notice. Checked before anything is posted; fails open as `first_delivery`."""
+        if self.first_delivery(key, uuid.uuid4().hex, Keys.REQUEST_TTL_S):
+            return True
+        log.info("request %s came again (a replay); ignored", key)
+        try:
+            first_copy = self._queue.claim_once(f"replayed:{key}", Keys.REQUEST_TTL_S)
+        except redis.RedisError:
+            first_copy = False  # said nothing rather than risk saying it once per copy
+        if first_copy:
+            tell(blocks.notice(REPLAYED))
+        return False
 
     def submit(self, ask: Ask) -> bool:
         """Validate, admit, post the placeholder, enqueue. Raises a Refusal for the user while
@@ -170,7 +197,7 @@ class Intake:
             waiting = self._queue.depth()
         except redis.RedisError as exc:
             log.warning("admit failed: Redis unavailable (%s)", exc)
-            raise Unavailable() from None
+            raise unavailable(exc) from None
         asker = ask.user if ask.show_asker else None
         question = blocks.shorten(ask.question, blocks.QUESTION_SHOWN_MAX)
         workspace = current() or Workspace(ask.team)  # the listener's: its installation answers
@@ -185,7 +212,7 @@ class Intake:
             self._tracker.expect(pending)
         except redis.RedisError as exc:
             log.warning("could not journal the intake: Redis unavailable (%s)", exc)
-            raise Unavailable() from None
+            raise unavailable(exc) from None
         try:
             return self._post_and_queue(ask, pending, waiting)
         finally:
@@ -209,10 +236,11 @@ class Intake:
         try:
             owner = self._tracker.track(placeholder)
         except redis.RedisError as exc:  # no job can exist yet: say so in the placeholder
-            log.warning("could not record the placeholder of %s: Redis unavailable (%s)", ask.key, exc)
+            log.warning("could not record the placeholder of %s: Redis unavailable or refusing (%s)", ask.key, exc)
             self._tracker.drop(ask.key)
-            self._settled(ask.key, Unavailable().code)
-            self._refuse(placeholder, Unavailable().message)
+            refusal = unavailable(exc)
+            self._settled(ask.key, refusal.code)
+            self._refuse(placeholder, refusal.message)
             return False
         if owner is not None:
             log.info("job %s already has its placeholder %s; %s is a duplicate", ask.key, owner.ts, ts)
@@ -227,16 +255,12 @@ class Intake:
         try:
             queued = self._queue.enqueue(ask.key, ask.question, ask.passage, ask.options, placeholder.reply_to())
         except (Busy, Limited) as exc:
-            try:
-                self._outcomes.claim(ask.key, Outcome.REFUSED, exc.code)  # nothing was queued; stops any stray answer
-            except redis.RedisError:
-                self._settled(ask.key, exc.code)
-            if self._refuse(placeholder, exc.message[0].upper() + exc.message[1:] + "."):
-                self._tracker.forget(ask.key)
-            else:
-                self._tracker.mark(ask.key, Local.WAITING)  # the sweeper says it, once Slack works
-            return False
+            return self._refused(ask, placeholder, exc)
         except redis.RedisError as exc:
+            refusal = unavailable(exc)
+            if refusal.code in WRITES_REFUSED:  # Redis ran nothing: surely not queued
+                log.warning("enqueue of %s refused by Redis (%s)", ask.key, exc)
+                return self._refused(ask, placeholder, refusal)
             log.warning("enqueue of %s failed: Redis unavailable (%s); the sweeper will settle it", ask.key, exc)
             self._tracker.mark(ask.key, Local.UNCERTAIN)
             return True
@@ -258,6 +282,19 @@ class Intake:
             except Unavailable:  # the job is queued; only follow-up questions lose the cache
                 log.warning("could not cache the passage for the thread: Redis unavailable")
         return True
+
+    def _refused(self, ask: Ask, placeholder: Placeholder, refusal: Refusal) -> bool:
+        """The queue refused the job after its placeholder was posted: the placeholder says why. False."""
+        try:
+            self._outcomes.claim(ask.key, Outcome.REFUSED, refusal.code)  # nothing was queued; stops any stray answer
+        except redis.RedisError:
+            self._settled(ask.key, refusal.code)
+        text = refusal.message[0].upper() + refusal.message[1:]  # Busy's and Limited's read as a clause
+        if self._refuse(placeholder, text if text.endswith(".") else text + "."):
+            self._tracker.forget(ask.key)
+        else:
+            self._tracker.mark(ask.key, Local.WAITING)  # the sweeper says it, once Slack works
+        return False
 
     def _refuse(self, placeholder: Placeholder, message: str, icon: str = ":warning:") -> bool:
         """Turn the placeholder into a refusal; False if no way to the asker worked (the

@@ -7,7 +7,8 @@ settles the ones nobody else will:
 - overdue: no answer `reply_deadline_s` (QA_REPLY_DEADLINE_S, 10 minutes) after the
   placeholder was posted -> "no answer in time" and what to do;
 - lost: older than `lost_grace_s` and Redis has no trace of the job (`JobQueue.known`), e.g.
-  Redis restarted without persistence -> "I lost your question, ask again";
+  Redis restarted without persistence, or a failover promoted a replica that never got the
+  job -> "I lost your question, ask again";
 - unqueued: queueing failed on a Redis error and Redis then confirms the job is not there;
 - a claim taken but its message not shown (the process died in between) -> shown again.
 
@@ -46,7 +47,7 @@ def outcome_message(placeholder: Placeholder, outcome: Outcome, deadline_s: floa
     if outcome is Outcome.CRASHED:
         text = "I lost your question: I was restarted while taking it. Please ask it again."
     elif outcome is Outcome.LOST:
-        text = ("I lost your question: my job queue was restarted and forgot it. "
+        text = ("I lost your question: my job queue was restarted, or switched to its replica, and forgot it. "
                 "Please ask it again.")
     elif outcome is Outcome.UNQUEUED:
         text = ("I couldn't take your question: my job queue did not answer. Please ask again in a few "

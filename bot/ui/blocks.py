@@ -23,6 +23,7 @@ from bot.ui.answers import Asked
 from explain_core.present.summary import METHOD_LABELS, Alternative, AnswerSummary, method_label, model_label
 from explain_core.queue import JobError, QueueStats, WorkerInfo
 from explain_core.queue.feedback import HELPFUL, NOT_HELPFUL
+from explain_core.wording import count, number
 
 MODAL_CALLBACK_ID = "explain_modal"
 # The answer's buttons (bot/listeners/actions/)
@@ -158,7 +159,7 @@ def _notification(prefix: str, question: str) -> str:
 def placeholder(question: str, asker: str | None, waiting: int) -> Message:
     """The reply while the job waits; updated in place with where it is, then with the answer
     (or what happened). The notification names the question, since a phone shows nothing else."""
-    queue = f" ({waiting} question{'s' if waiting != 1 else ''} in the queue)" if waiting > 0 else ""
+    queue = f" ({count(waiting, 'question')} in the queue)" if waiting > 0 else ""
     return _pending(question, asker, f":hourglass_flowing_sand: Explaining…{queue}", queue)
 
 
@@ -166,10 +167,10 @@ def working(question: str, asker: str | None, stage: str, done: int = 0, total: 
     """The placeholder while the question waits or is worked on: `queued` with `done` questions
     ahead of it, `running`, or `reading` `done` of `total` parts of a long document."""
     if stage == "queued":
-        ahead = f"{done:,} question{'s' if done != 1 else ''} ahead of yours" if done else "yours is next"
+        ahead = f"{count(done, 'question')} ahead of yours" if done else "yours is next"
         return _pending(question, asker, f":hourglass_flowing_sand: Queued: {ahead}…")
     if stage == "reading" and total > 1:
-        return _pending(question, asker, f":gear: Reading the document: {done:,} of {total:,} parts…")
+        return _pending(question, asker, f":gear: Reading the document: {number(done)} of {count(total, 'part')}…")
     return _pending(question, asker, ":gear: Working on it: finding the answer and the words that mattered…")
 
 
@@ -212,7 +213,7 @@ def _context_line(summary: AnswerSummary) -> list[str]:
     if summary.latency_ms is not None:
         parts.append(f"{summary.latency_ms / 1000:.1f} s" if summary.latency_ms >= 1000
                      else f"{summary.latency_ms:.0f} ms")
-    parts.append(f"{summary.windows} window{'s' if summary.windows != 1 else ''}")
+    parts.append(count(summary.windows, "window"))
     line = [" · ".join(parts)]
     if summary.faithfulness:
         line.append(summary.faithfulness)
@@ -257,7 +258,7 @@ def answer(question: str, asker: str | None, summaries: list[AnswerSummary], *,
     hidden = summaries[len(shown):]
     if hidden:
         names = ", ".join(s.model_label for s in hidden)
-        blocks.append(_plain_context(f"{len(hidden)} more model{'s' if len(hidden) != 1 else ''} answered "
+        blocks.append(_plain_context(f"{count(len(hidden), 'more model', 'more models')} answered "
                                      f"(not shown, to fit Slack's limits): {names}"))
     if pictures_in_thread:
         what = "The pictures of the words each model relied on are" if several else \
@@ -433,10 +434,10 @@ def home_view(*, bot_user: str | None, stats: QueueStats | None, workers: list[W
         view.append(_section(":warning: The service's status is unavailable right now (I can't reach its queue). "
                              "Open this tab again in a minute."))
     else:
-        alive = (f":large_green_circle: {stats.workers} worker{'s' if stats.workers != 1 else ''} running"
+        alive = (f":large_green_circle: {count(stats.workers, 'worker')} running"
                  if stats.workers else ":red_circle: No worker is running: questions wait until one starts")
-        view.append(_section(f"{alive} · {stats.waiting} question{'s' if stats.waiting != 1 else ''} waiting, "
-                             f"{stats.in_progress} being answered"))
+        view.append(_section(f"{alive} · {count(stats.waiting, 'question')} waiting, "
+                             f"{number(stats.in_progress)} being answered"))
         defaults = list(dict.fromkeys(w.model for w in workers))
         models = defaults + [m for m in dict.fromkeys(m for w in workers for m in w.models) if m not in defaults]
         offered = {m for w in workers for m in w.methods}

@@ -23,9 +23,10 @@ from bot.intake.submit import LISTENER_RETRY_S, Ask, Intake
 from bot.outcome.replies import Replier, SlackFailed, tag
 from bot.ui import blocks
 from bot.ui.answers import AnswerRecord, Answers
-from explain_core.errors import InputError, Unavailable
+from explain_core.errors import InputError
 from explain_core.present.summary import METHOD_LABELS, method_label
 from explain_core.queue import JobOptions, JobQueue
+from explain_core.queue.connect import unavailable
 from explain_core.queue.feedback import HELPFUL, VOTES, Vote, Votes
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,8 @@ class FollowUps:
                 tag=record.tag, key=record.key, voter=voter, team=team, channel=record.channel, vote=value,
                 model=record.model, method=record.method, score=record.score, no_answer=record.no_answer,
                 at=time.time()))
-        except redis.RedisError:
-            raise Unavailable() from None
+        except redis.RedisError as exc:
+            raise unavailable(exc) from None
         verdict = "helpful" if value == HELPFUL else "not helpful"
         changed = " (changed from your earlier vote)" if previous is not None and previous.vote != value else ""
         return blocks.notice(f"Thanks! I noted that you found this answer {verdict}{changed}. "
@@ -105,8 +106,8 @@ class FollowUps:
     def _record(self, answer_tag: str) -> AnswerRecord:
         try:
             record = self._answers.get(answer_tag)
-        except redis.RedisError:
-            raise Unavailable() from None
+        except redis.RedisError as exc:
+            raise unavailable(exc) from None
         if record is None:
             raise InputError("answer_expired",
                              f"I keep what an answer's buttons need for {duration(self._ttl_s)}, and this answer is "
@@ -135,8 +136,8 @@ class FollowUps:
     def _claim(self, marker: str, ttl_s: int) -> bool:
         try:
             return self._queue.claim_once(f"click:{marker}", max(ttl_s, 1))
-        except redis.RedisError:
-            raise Unavailable() from None
+        except redis.RedisError as exc:
+            raise unavailable(exc) from None
 
     def _release(self, marker: str) -> None:
         try:

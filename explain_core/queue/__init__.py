@@ -2,6 +2,7 @@
 
 Redis only, no TensorFlow: the bot and the worker both import this package.
 """
+from explain_core.queue.connect import RedisTarget
 from explain_core.queue.keys import RESULTS_GROUP, WORKER_GROUP, Keys
 from explain_core.queue.messages import (
                                          SCHEMA_VERSION,
@@ -29,5 +30,5 @@ from explain_core.queue.protocol import (
 __all__ = [
     "PASSAGE_INLINE_BYTES", "RESULTS_GROUP", "SCHEMA_VERSION", "WORKER_GROUP", "DeadLetter", "Enqueued", "Finished",
     "Job", "JobEntry", "JobError", "JobOptions", "JobQueue", "JobResult", "Keys", "Progress", "QueueStats",
-    "ReplyTo", "ResultEntry", "ResultImage", "WorkerInfo", "consumer_name",
+    "RedisTarget", "ReplyTo", "ResultEntry", "ResultImage", "WorkerInfo", "consumer_name",
 ]

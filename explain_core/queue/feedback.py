@@ -22,6 +22,7 @@ import redis
 
 from explain_core import settings
 from explain_core.codec import dumps, loads, to_object
+from explain_core.queue.connect import RedisTarget
 from explain_core.queue.keys import Keys
 from explain_core.queue.protocol import JobQueue
 from explain_core.settings import read_or_exit
@@ -150,8 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--days", type=float, default=None,
                         help="only votes from the last DAYS days (default: all kept, up to 90 days)")
     args = parser.parse_args(argv)
-    queue = read_or_exit("qa-feedback", lambda: JobQueue.from_url(settings.redis_url(),
-                                                                  namespace=settings.namespace()))
+    queue = JobQueue.connect(read_or_exit("qa-feedback", RedisTarget.from_env),
+                             namespace=read_or_exit("qa-feedback", settings.namespace))
     since = time.time() - args.days * 86_400 if args.days is not None else 0.0
     try:
         n = export(Votes(queue.redis, queue.keys), sys.stdout, since)

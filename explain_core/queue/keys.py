@@ -21,7 +21,8 @@ Layout under a namespace `ns` (QA_NAMESPACE, default "qa"):
     ns:team:<team>               sorted set: unanswered job keys of a workspace, scored by expiry
     ns:slots:<team>              many workspaces: set of the stream ids of the workspace's jobs in ns:jobs (at most
                                  QA_TEAM_SLOTS); ns:turns:<team> list: its askers' turns waiting for a slot
-    ns:once:<marker>             `claim_once` markers (a Slack event taken, a picture uploaded)
+    ns:once:<marker>             `claim_once` markers (a Slack event taken, a slash command or form submission taken
+                                 and its replay told, a picture uploaded)
     ns:reply:<key>               the bot: the placeholder posted for a job (where, for whom, its deadline);
                                  written once before the job is queued, so it also names the job's owner
     ns:intake:<key>              the bot: a question between its acknowledgement and its placeholder's record
@@ -73,6 +74,10 @@ class Keys:
     STREAM_TTL_S: ClassVar[int] = 7 * 86_400  # streams of an idle deployment go away after a week
     ONCE_TTL_S: ClassVar[int] = 86_400  # a result is redelivered within a day or never
     EVENT_TTL_S: ClassVar[int] = 3600  # Slack retries an event for minutes only
+    # A signed request (a slash command, a form submission) is accepted for 5 minutes after its timestamp
+    # (Bolt's check); one more minute covers a clock of ours running behind Slack's. Its copies within
+    # that window are replays, which a `once` marker of this TTL catches.
+    REQUEST_TTL_S: ClassVar[int] = 360
     REPLY_TTL_S: ClassVar[int] = 86_400  # placeholder records and outcomes outlive any deadline
     LEASE_TTL_S: ClassVar[int] = 120  # a delivery renews its lease at least every minute
     STASH_TTL_S: ClassVar[int] = 3600  # a form left open longer fetches the message again

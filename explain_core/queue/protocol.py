@@ -18,8 +18,9 @@ from typing import Any, TypeVar
 
 import redis
 
-from explain_core import defaults, settings
+from explain_core import defaults
 from explain_core.errors import Busy, Limited, SchemaError
+from explain_core.queue.connect import RedisTarget, describe
 from explain_core.queue.keys import WORKER_GROUP, Keys
 from explain_core.queue.messages import DeadLetter, Job, JobOptions, JobResult, Progress, ReplyTo, WorkerInfo
 
@@ -280,12 +281,14 @@ class JobQueue:
         self._groups: set[tuple[str, str]] = set()
 
     @classmethod
-    def from_url(cls, url: str | None = None, namespace: str = defaults.NAMESPACE, **options: Any) -> JobQueue:
-        """Connect to `url`, else `REDIS_URL`, else the local default."""
-        client = redis.Redis.from_url(
-            url or settings.redis_url(), decode_responses=True,
-            socket_connect_timeout=5, socket_timeout=30, health_check_interval=30)
-        return cls(client, namespace, **options)
+    def connect(cls, target: RedisTarget | str | None = None, namespace: str = defaults.NAMESPACE,
+                **options: Any) -> JobQueue:
+        """A queue on `target` (a URL is one server), else on the Redis the environment names
+        (`RedisTarget.from_env`: REDIS_URL, or Sentinel). Blocking reads wait at most a few
+        seconds, well inside the 30 s socket timeout."""
+        if not isinstance(target, RedisTarget):
+            target = RedisTarget(target) if target else RedisTarget.from_env()
+        return cls(target.client(30, connect_timeout_s=5, health_check_interval=30), namespace, **options)
 
     @property
     def namespace(self) -> str:
@@ -297,9 +300,8 @@ class JobQueue:
         return self._client
 
     def where(self) -> str:
-        """host:port/db of the server, for logs (never the URL: it may hold a password)."""
-        kwargs = self._client.connection_pool.connection_kwargs
-        return f"{kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}/{kwargs.get('db', 0)}"
+        """Where the server is, for logs (never the URL: it may hold a password)."""
+        return describe(self._client)
 
     # -- bot side ---------------------------------------------------------------------
     def admit(self, user: str | None, channel: str | None, team: str | None = None) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from explain_core import defaults, settings
+from explain_core.queue.connect import RedisTarget
 from explain_core.settings import Env
 
 
@@ -16,7 +17,7 @@ from explain_core.settings import Env
 class WorkerConfig:
     """What one qa-worker process needs; see `from_env` for the variables."""
 
-    redis_url: str
+    redis: RedisTarget
     namespace: str
     model: str
     compare_models: tuple[str, ...]
@@ -28,14 +29,15 @@ class WorkerConfig:
     metrics_host: str
     test_pause_s: float
 
-    def __repr__(self) -> str:  # the Redis URL may hold a password
+    def __repr__(self) -> str:  # the Redis URL may hold a password: RedisTarget's repr hides it
         return (f"WorkerConfig(namespace={self.namespace!r}, model={self.model!r}, batch_size={self.batch_size}, "
-                f"redis_url=<hidden>)")
+                f"redis={self.redis!r})")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerConfig:
-        """REDIS_URL, QA_NAMESPACE, QA_MODEL, QA_MODELS (comma-separated, the models of a
-        comparison), QA_BATCH_SIZE, QA_VISIBILITY_TIMEOUT_S (must exceed the slowest job),
+        """REDIS_URL (or Redis Sentinel: `RedisTarget.from_env`), QA_NAMESPACE, QA_MODEL, QA_MODELS
+        (comma-separated, the models of a comparison), QA_BATCH_SIZE, QA_VISIBILITY_TIMEOUT_S (must exceed
+        the slowest job),
         QA_MAX_ATTEMPTS, QA_BLOCK_MS (also how soon SIGTERM is noticed when idle),
         QA_METRICS_PORT (unset: no /metrics, /healthz, /readyz), QA_METRICS_HOST (the address it listens on,
         loopback by default); defaults in `explain_core.defaults`.
@@ -47,7 +49,7 @@ class WorkerConfig:
         """
         env = Env(environ)
         return cls(
-            redis_url=settings.redis_url(env),
+            redis=RedisTarget.from_env(env),
             namespace=settings.namespace(env),
             model=settings.default_model(env),
             compare_models=settings.compare_models(env),

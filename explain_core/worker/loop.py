@@ -327,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = read_or_exit("qa-worker", WorkerConfig.from_env)
     if args.download:
         return download(config)
-    queue = JobQueue.from_url(config.redis_url, config.namespace)
+    queue = JobQueue.connect(config.redis, config.namespace)
     if args.check:
         return check(queue)
     metrics = WorkerMetrics()
@@ -336,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     loaded = threading.Event()
     if config.metrics_port:
         OpsServer(metrics.registry, {
-            "redis": redis_check(config.redis_url),
+            "redis": redis_check(config.redis),
             "model": lambda: None if loaded.is_set() else f"loading {config.model}",
         }).serve(config.metrics_port, config.metrics_host)
     answerer = Answerer(config.model, config.compare_models)

@@ -59,7 +59,7 @@ def test_http_mode_as_shipped(fake: SlackFake, redis_url: str, namespace: str, t
     mapping must reach it); Bolt builds the app without a warning."""
     with http_bot(fake, redis_url, namespace, tmp_path / "bot.log") as url:
         ask(url, fake)
-        wait_until(lambda: JobQueue.from_url(redis_url, namespace).depth() == 1, what="the job (after its placeholder)")
+        wait_until(lambda: JobQueue.connect(redis_url, namespace).depth() == 1, what="the job (after its placeholder)")
         ask(url.replace("127.0.0.1", "127.0.0.2"), fake)  # not only loopback's usual address
     log = (tmp_path / "bot.log").read_text()
     assert "starting in HTTP mode on 0.0.0.0" in log
@@ -76,7 +76,7 @@ def test_http_mode_in_two_processes_on_a_chosen_address(fake: SlackFake, redis_u
             requests.post(url.replace("127.0.0.2", "127.0.0.1"), timeout=2)
         for _ in range(4):
             ask(url, fake)
-        queue = JobQueue.from_url(redis_url, namespace)
+        queue = JobQueue.connect(redis_url, namespace)
 
         def readers() -> int:  # result consumers blocked in XREADGROUP: one connection per process
             return sum(client["cmd"] == "xreadgroup" for client in queue.redis.client_list())

@@ -11,7 +11,7 @@ from tests.support.redis_server import RedisServer
 
 
 def test_an_outcome_claimed_by_two_processes_is_counted_by_the_one_that_records_it(redis_url: str) -> None:
-    queue = JobQueue.from_url(redis_url, "metrics")
+    queue = JobQueue.connect(redis_url, "metrics")
     first, second = BotMetrics(), BotMetrics()  # two bot processes
     assert Outcomes(queue.redis, queue.keys, first).claim("k1", Outcome.ANSWER, "no_answer") is Outcome.ANSWER
     assert Outcomes(queue.redis, queue.keys, second).claim("k1", Outcome.TIMEOUT) is Outcome.ANSWER  # lost the race
@@ -33,7 +33,7 @@ def test_the_outcome_kinds_and_entry_points_are_the_person_s_view() -> None:
 
 
 def test_queue_gauges_are_read_from_redis_at_each_scrape(durable_redis: RedisServer) -> None:
-    queue = JobQueue.from_url(durable_redis.url, "gauges")
+    queue = JobQueue.connect(durable_redis.url, "gauges")
     registry = BotMetrics().registry
     registry.register(QueueCollector(queue))
     asker = ReplyTo(team="T", channel="C", user="U")

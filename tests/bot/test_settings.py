@@ -12,7 +12,7 @@ TOKENS = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"}
 
 def test_unset_variables_take_the_shared_defaults() -> None:
     settings = BotSettings.from_env({**TOKENS, "QA_MAX_PDF_PAGES": ""})
-    assert (settings.mode, settings.api_url, settings.redis_url, settings.namespace) == (
+    assert (settings.mode, settings.api_url, settings.redis.url, settings.namespace) == (
         defaults.BOT_MODE, defaults.SLACK_API_URL, defaults.REDIS_URL, defaults.NAMESPACE)
     assert (settings.max_file_bytes, settings.max_pdf_pages, settings.reply_deadline_s) == (
         defaults.MAX_FILE_BYTES, defaults.MAX_PDF_PAGES, defaults.REPLY_DEADLINE_S)

@@ -322,7 +322,7 @@ def test_answer_buttons_through_socket_mode(qa_bot: BotProcess, worker: WorkerPr
     clicked(blocks.ACTION_FEEDBACK, f"{HELPFUL} {answer_tag}")
     [thanks] = slack.wait_for(lambda: slack.calls("chat.postEphemeral", channel=channel), 15, "the thanks")
     assert thanks.args["user"] == USER and "found this answer helpful" in thanks.args["text"]
-    queue = JobQueue.from_url(module_redis.url, namespace=NAMESPACE)
+    queue = JobQueue.connect(module_redis.url, namespace=NAMESPACE)
     try:
         [vote] = [v for v in Votes(queue.redis, queue.keys).all() if v.tag == answer_tag]
     finally:

@@ -28,7 +28,7 @@ from bot.app import check_slack
 from bot.installs import open_stores
 from bot.settings import MANIFEST_SCOPES, BotSettings, OAuthConfig
 from explain_core.errors import ConfigError
-from explain_core.queue import Job
+from explain_core.queue import Job, RedisTarget
 from tests.support import ROOT
 from tests.support.bot_harness import (
     SIGNING_SECRET,
@@ -80,7 +80,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def many(fake: SlackFake, redis_url: str, namespace: str, database_url: str, **oauth: Any) -> BotSettings:
     """HTTP mode with no SLACK_BOT_TOKEN: installations through OAuth, in `database_url`."""
-    return BotSettings(mode="http", signing_secret=SIGNING_SECRET, api_url=fake.api_url, redis_url=redis_url,
+    return BotSettings(mode="http", signing_secret=SIGNING_SECRET, api_url=fake.api_url, redis=RedisTarget(redis_url),
                        namespace=namespace, slack_retry_s=5.0,
                        oauth=OAuthConfig(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, token_key=KEY,
                                          scopes=MANIFEST_SCOPES, database_url=database_url, **oauth))

@@ -14,7 +14,7 @@ from explain_core.queue.feedback import HELPFUL, NOT_HELPFUL, Vote, Votes, expor
 
 @pytest.fixture()
 def votes(redis_url: str, namespace: str) -> Votes:
-    queue = JobQueue.from_url(redis_url, namespace=namespace)
+    queue = JobQueue.connect(redis_url, namespace=namespace)
     return Votes(queue.redis, queue.keys)
 
 

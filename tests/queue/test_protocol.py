@@ -41,7 +41,7 @@ def result_for(job_id: str, key: str) -> JobResult:
 
 @pytest.fixture()
 def queue(redis_url: str, namespace: str) -> JobQueue:
-    return JobQueue.from_url(redis_url, namespace)
+    return JobQueue.connect(redis_url, namespace)
 
 
 def test_messages_round_trip_through_json() -> None:
@@ -145,7 +145,7 @@ def test_finish_writes_one_result_however_often_it_runs(queue: JobQueue) -> None
 
 
 def test_results_of_a_dead_bot_consumer_are_reclaimed(redis_url: str, namespace: str) -> None:
-    queue = JobQueue.from_url(redis_url, namespace, result_reclaim_s=0.2)
+    queue = JobQueue.connect(redis_url, namespace, result_reclaim_s=0.2)
     queue.enqueue("k", "q", "p", JobOptions(), REPLY_TO)
     (entry,) = queue.read_jobs("w1", count=1, block_ms=10)
     queue.finish([Finished(entry.entry_id, result_for(entry.entry_id, "k"))])
@@ -173,7 +173,7 @@ def test_claim_once(queue: JobQueue) -> None:
 
 
 def test_full_backlog_is_refused_without_burning_the_key(redis_url: str, namespace: str) -> None:
-    queue = JobQueue.from_url(redis_url, namespace, max_backlog=2)
+    queue = JobQueue.connect(redis_url, namespace, max_backlog=2)
     for key in ("a", "b"):
         queue.enqueue(key, "q", "p", JobOptions(), ReplyTo())
     with pytest.raises(Busy) as refused:
@@ -236,7 +236,7 @@ def test_every_key_written_has_a_ttl(queue: JobQueue) -> None:
 
 
 def test_enqueue_reports_redis_being_away(namespace: str) -> None:
-    queue = JobQueue.from_url("redis://127.0.0.1:1/0", namespace)
+    queue = JobQueue.connect("redis://127.0.0.1:1/0", namespace)
     with pytest.raises(redis.ConnectionError):
         queue.enqueue("k", "q", "p", JobOptions(), ReplyTo())
 
@@ -251,7 +251,7 @@ def serve_one(queue: JobQueue) -> str:
 
 def test_a_flood_from_one_asker_never_sits_in_front_of_another_askers_first_question(
         redis_url: str, namespace: str) -> None:
-    queue = JobQueue.from_url(redis_url, namespace, max_per_user=3, max_per_channel=1000)
+    queue = JobQueue.connect(redis_url, namespace, max_per_user=3, max_per_channel=1000)
     flooder, other = replace(REPLY_TO, team="T1", user="UA"), replace(REPLY_TO, team="T1", user="UB")
     accepted, refused = [], 0
     for i in range(1000):  # the reported flood: 1,000 /explain from one person in seconds
@@ -274,7 +274,7 @@ def test_a_flood_from_one_asker_never_sits_in_front_of_another_askers_first_ques
 
 
 def test_channel_limit_counts_unanswered_questions_of_everyone_in_it(redis_url: str, namespace: str) -> None:
-    queue = JobQueue.from_url(redis_url, namespace, max_per_user=3, max_per_channel=4)
+    queue = JobQueue.connect(redis_url, namespace, max_per_user=3, max_per_channel=4)
     for i in range(4):
         queue.enqueue(f"k{i}", "q", "p", JobOptions(), replace(REPLY_TO, user=f"U{i}"))
     with pytest.raises(Limited) as refused:
@@ -288,7 +288,7 @@ def test_channel_limit_counts_unanswered_questions_of_everyone_in_it(redis_url: 
 def test_team_limit_caps_what_one_workspace_holds_in_front_of_another(redis_url: str, namespace: str) -> None:
     """With many workspaces, one team's burst of many askers holds at most QA_MAX_PER_TEAM
     questions in front of another team's first (issue 21)."""
-    queue = JobQueue.from_url(redis_url, namespace, max_per_team=3, max_per_channel=10_000)
+    queue = JobQueue.connect(redis_url, namespace, max_per_team=3, max_per_channel=10_000)
     burst = replace(REPLY_TO, team="TBURST")
     for i in range(3):
         queue.enqueue(f"t{i}", "q", "p", JobOptions(), replace(burst, user=f"U{i}", channel=f"C{i}"))
@@ -308,7 +308,7 @@ def test_a_burst_from_many_askers_of_one_team_never_sits_in_front_of_another_tea
     """The per-asker round robin one level up (issue 21): with two slots per team, twenty askers of
     one workspace hold two jobs in the stream; another workspace's first question goes in third, and
     the workspaces then take turns."""
-    queue = JobQueue.from_url(redis_url, namespace, max_per_channel=1000, team_slots=2)
+    queue = JobQueue.connect(redis_url, namespace, max_per_channel=1000, team_slots=2)
     for i in range(20):
         queue.enqueue(f"a{i}", "q", "p", JobOptions(), replace(REPLY_TO, team="TA", user=f"U{i}"))
     queue.enqueue("a0-again", "q", "p", JobOptions(), replace(REPLY_TO, team="TA", user="U0"))  # behind U0's first
@@ -325,7 +325,7 @@ def test_a_burst_from_many_askers_of_one_team_never_sits_in_front_of_another_tea
 
 
 def test_one_workspace_has_no_team_gate(redis_url: str, namespace: str) -> None:
-    queue = JobQueue.from_url(redis_url, namespace, max_per_channel=1000)  # team_slots 0: SLACK_BOT_TOKEN's mode
+    queue = JobQueue.connect(redis_url, namespace, max_per_channel=1000)  # team_slots 0: SLACK_BOT_TOKEN's mode
     for i in range(20):
         queue.enqueue(f"a{i}", "q", "p", JobOptions(), replace(REPLY_TO, team="TA", user=f"U{i}"))
     assert queue.depth() == 20
@@ -346,7 +346,7 @@ def test_held_question_goes_in_when_the_askers_running_one_was_lost(queue: JobQu
 def test_finishing_at_the_backlog_cap_never_trims_an_unfinished_job(redis_url: str, namespace: str) -> None:
     """Releasing a held question may take the stream one past the cap: nothing is trimmed. (An
     approximate MAXLEN there dropped the oldest job, alone in a stream node of deleted ones.)"""
-    queue = JobQueue.from_url(redis_url, namespace, max_backlog=101, max_per_channel=10_000)
+    queue = JobQueue.connect(redis_url, namespace, max_backlog=101, max_per_channel=10_000)
     for i in range(100):  # one stream node: the oldest job, then 99 that are answered
         queue.enqueue(f"old{i}", "q", "p", JobOptions(), replace(REPLY_TO, user=f"U{i}"))
     entries = queue.read_jobs("w1", count=100, block_ms=10)

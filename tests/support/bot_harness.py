@@ -38,7 +38,7 @@ from bot.outcome.progress import LiveProgress
 from bot.outcome.sweeper import Sweeper
 from bot.services import Services
 from bot.settings import BotSettings
-from explain_core.queue import Job, JobQueue
+from explain_core.queue import Job, JobQueue, RedisTarget
 from tests.support import ROOT
 from tests.support.redis_server import RedisServer, free_port
 from tests.support.slack_fake import BOT_TOKEN, BOT_USER_ID, TEAM_ID, SlackFake
@@ -104,9 +104,11 @@ def signed_headers(body: str, content_type: str, *, secret: str = SIGNING_SECRET
     return {"Content-Type": content_type, "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature}
 
 
-def settings_for(fake: SlackFake, redis_url: str, namespace: str, **overrides: Any) -> BotSettings:
+def settings_for(fake: SlackFake, redis: str | RedisTarget, namespace: str, **overrides: Any) -> BotSettings:
+    """The bot's settings for tests: `redis` is a URL, or a target (e.g. through Sentinel)."""
     return BotSettings(bot_token=BOT_TOKEN, mode="http", signing_secret=SIGNING_SECRET, api_url=fake.api_url,
-                       redis_url=redis_url, namespace=namespace, **overrides)
+                       redis=redis if isinstance(redis, RedisTarget) else RedisTarget(redis), namespace=namespace,
+                       **overrides)
 
 
 # -- what Slack sends, the same in both modes: a signed HTTP body, or a Socket Mode envelope's payload --
@@ -202,7 +204,7 @@ class BotUnderTest:
         self.fake = fake
         self.settings = settings
         # `queue`: a test's own (e.g. on a Redis client with short timeouts)
-        self.queue = queue or JobQueue.from_url(settings.redis_url, namespace=settings.namespace)
+        self.queue = queue or JobQueue.connect(settings.redis, namespace=settings.namespace)
         self.installations, states = open_installations(settings)  # many workspaces: settings.oauth
         self.services = Services.create(settings, self.queue, installations=self.installations)
         self.app = build_app(settings, self.services, states)

@@ -1,4 +1,5 @@
-"""A private `redis-server` on a free loopback port, for tests that kill or restart Redis.
+"""A private `redis-server` on a free loopback port, for tests that kill or restart Redis, and
+a Sentinel-managed pair (a primary, its replica, three sentinels) for tests of a failover.
 
 Tests that only need a queue use the machine's Redis through `redis_url`; tests about
 Redis going away start their own so they never disturb anything else.
@@ -6,10 +7,12 @@ Redis going away start their own so they never disturb anything else.
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -29,8 +32,10 @@ class RedisServer:
     promises to survive; without it a restart is a total loss by design.
     """
 
-    def __init__(self, appendonly: bool = True, *, host: str = "127.0.0.1", wrap: tuple[str, ...] = ()) -> None:
-        """`host`: the address it listens on; `wrap`: a command prefix it runs under (the soak's
+    def __init__(self, appendonly: bool = True, *, replica_of: int | None = None, options: tuple[str, ...] = (),
+                 host: str = "127.0.0.1", wrap: tuple[str, ...] = (), primary_host: str | None = None) -> None:
+        """`replica_of`: the primary's port (on `primary_host`, by default this server's host);
+        `host`: the address it listens on; `wrap`: a command prefix it runs under (the soak's
         `ip netns exec <host>`, to run it on a test host of its own)."""
         if shutil.which("redis-server") is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
@@ -39,6 +44,9 @@ class RedisServer:
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="qa-redis-"))
         self.appendonly = appendonly
+        self.replica_of = replica_of  # the primary's port
+        self.primary_host = primary_host or host
+        self.options = options  # more `--name value` arguments (e.g. a tiny maxmemory)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -53,6 +61,8 @@ class RedisServer:
                 "--dir", str(self.dir), "--save", "",
                 "--appendonly", "yes" if self.appendonly else "no",
                 "--appendfsync", "always",
+                *(("--replicaof", self.primary_host, str(self.replica_of)) if self.replica_of else ()),
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -87,4 +97,133 @@ class RedisServer:
 
     def close(self) -> None:
         self.stop(kill=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _wait(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if predicate():
+                return
+        except redis.RedisError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+class SentinelCluster:
+    """A primary, its replica and three sentinels (quorum 2), all on loopback ports, as a
+    production Redis with automatic failover runs (README, "Redis in production").
+
+    The sentinels call a primary down after `down_after_ms` without an answer (production: 5 to
+    30 s; here 1 s, so a failover takes a few seconds). No persistence: a failover is the loss
+    being tested. `start` returns once every sentinel knows the replica and the other two
+    sentinels, since before that no failover can happen."""
+
+    MASTER = "qa-primary"
+
+    def __init__(self, down_after_ms: int = 1000, failover_timeout_ms: int = 20_000) -> None:
+        self.down_after_ms = down_after_ms
+        self.failover_timeout_ms = failover_timeout_ms
+        self.primary = RedisServer(appendonly=False)
+        self.replica: RedisServer | None = None
+        self.sentinel_ports: list[int] = []
+        self.sentinels: list[subprocess.Popen[bytes]] = []
+        self.dir = Path(tempfile.mkdtemp(prefix="qa-sentinel-"))
+
+    @property
+    def servers(self) -> list[RedisServer]:
+        return [self.primary, *([self.replica] if self.replica else [])]
+
+    def start(self) -> SentinelCluster:
+        self.primary.start()
+        self.replica = RedisServer(appendonly=False, replica_of=self.primary.port).start()
+        _wait(lambda: self.client(self.replica).info("replication")["master_link_status"] == "up", 15,
+              "the replica to sync")
+        for n in range(3):
+            port = free_port()
+            conf = self.dir / f"sentinel-{n}.conf"  # a sentinel rewrites its file: one each, writable
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {self.dir}\nlogfile {self.dir}/sentinel-{n}.log\n"
+                f"sentinel monitor {self.MASTER} 127.0.0.1 {self.primary.port} 2\n"
+                f"sentinel down-after-milliseconds {self.MASTER} {self.down_after_ms}\n"
+                f"sentinel failover-timeout {self.MASTER} {self.failover_timeout_ms}\n"
+                f"sentinel parallel-syncs {self.MASTER} 1\n")
+            self.sentinel_ports.append(port)
+            self.sentinels.append(subprocess.Popen(["redis-server", str(conf), "--sentinel"],
+                                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+        def all_acquainted() -> bool:
+            for port in self.sentinel_ports:
+                state = redis.Redis(port=port, socket_timeout=1).sentinel_master(self.MASTER)
+                if state["num-other-sentinels"] < 2 or state["num-slaves"] < 1:
+                    return False
+            return True
+
+        _wait(all_acquainted, 30, "the sentinels to know each other and the replica")
+        return self
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The variables that point the bot and the worker at this cluster (REDIS_URL's host is
+        not used; its database is)."""
+        return {"REDIS_URL": "redis://127.0.0.1/0",
+                "REDIS_SENTINELS": ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports),
+                "REDIS_SENTINEL_MASTER": self.MASTER}
+
+    @staticmethod
+    def client(server: RedisServer) -> redis.Redis:
+        """A client of one server, not through the sentinels (to look at or to break it)."""
+        return redis.Redis(port=server.port, socket_timeout=2, decode_responses=True)
+
+    def master_port(self) -> int | None:
+        """The primary's port as the first sentinel that answers names it now."""
+        for port in self.sentinel_ports:
+            try:
+                address = redis.Redis(port=port, socket_timeout=1).sentinel_get_master_addr_by_name(self.MASTER)
+            except redis.RedisError:
+                continue
+            if address:
+                return int(address[1])
+        return None
+
+    def cut_replica(self) -> None:
+        """From now until `kill_primary`, writes reach the primary only: the replica is stopped
+        (SIGSTOP) and its link closed by the primary, so what the primary takes meanwhile is
+        never sent to it, not even into its socket buffer. (A stopped replica alone would still
+        find the writes in its socket when it resumes.)"""
+        assert self.replica is not None and self.replica.proc is not None
+        self.replica.proc.send_signal(signal.SIGSTOP)
+        self.client(self.primary).client_kill_filter(_type="replica")
+
+    def kill_primary(self) -> float:
+        """SIGKILL the primary, let the replica go on, and return when the kill was done
+        (time.monotonic): the sentinels promote the replica about `down_after_ms` later."""
+        assert self.replica is not None and self.replica.proc is not None
+        self.primary.stop(kill=True)
+        killed = time.monotonic()
+        self.replica.proc.send_signal(signal.SIGCONT)
+        return killed
+
+    def wait_failover(self, timeout: float = 30.0) -> RedisServer:
+        """The replica, once every sentinel names it the primary and it says it is one."""
+        assert self.replica is not None
+        replica = self.replica
+
+        def promoted() -> bool:
+            named = all(redis.Redis(port=port, socket_timeout=1).sentinel_get_master_addr_by_name(self.MASTER)
+                        [1] in (replica.port, str(replica.port)) for port in self.sentinel_ports)
+            return named and self.client(replica).info("replication")["role"] == "master"
+
+        _wait(promoted, timeout, "the sentinels to promote the replica")
+        return replica
+
+    def close(self) -> None:
+        for proc in self.sentinels:
+            proc.kill()
+            proc.wait(timeout=10)
+        for server in self.servers:
+            server.close()
         shutil.rmtree(self.dir, ignore_errors=True)

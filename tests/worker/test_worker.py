@@ -81,7 +81,7 @@ def short_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _fleet(server: RedisServer, namespace: str, log_dir: Path, count: int, **env: str) -> Fleet:
-    fleet = Fleet(server, JobQueue.from_url(server.url, namespace))
+    fleet = Fleet(server, JobQueue.connect(server.url, namespace))
     for i in range(count):
         fleet.workers.append(WorkerProcess(
             {"REDIS_URL": server.url, "QA_NAMESPACE": namespace, "QA_BLOCK_MS": "200",
@@ -328,7 +328,7 @@ def test_sigterm_finishes_the_job_in_hand(pausing: Fleet) -> None:
 @pytest.fixture()
 def lone_worker(redis_url: str, namespace: str) -> Worker:
     config = WorkerConfig.from_env({"REDIS_URL": redis_url, "QA_NAMESPACE": namespace, "QA_BLOCK_MS": "10"})
-    queue = JobQueue.from_url(redis_url, namespace)
+    queue = JobQueue.connect(redis_url, namespace)
     return Worker(queue, Answerer(config.model), config)
 
 

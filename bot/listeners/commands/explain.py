@@ -38,8 +38,12 @@ def run_explain(command: dict[str, Any], context: BoltContext, respond: Respond)
         return
     svc = services(context)
     team, channel, user = command["team_id"], command["channel_id"], command["user_id"]
+    key = f"command:{team}:{command['trigger_id']}"
 
     def work() -> None:
+        if not svc.intake.first_request(key, lambda message: svc.intake.tell(
+                channel, user, None, message, command.get("response_url"))):
+            return  # a replay of this very request
         if parsed.kind == "form":
             metadata = {"kind": "command", "team": team, "channel": channel, "compare": parsed.options.compare,
                         "response_url": command.get("response_url")}
@@ -51,7 +55,7 @@ def run_explain(command: dict[str, Any], context: BoltContext, respond: Respond)
                 raise InputError("form_failed", "I couldn't open the form in time. Run `/explain` again, "
                                                 f"or type it in one go. {USAGE}") from None
             return
-        svc.intake.submit(Ask(key=f"command:{team}:{command['trigger_id']}", team=team, channel=channel, user=user,
+        svc.intake.submit(Ask(key=key, team=team, channel=channel, user=user,
                               question=parsed.question, passage=parsed.passage, thread_ts=None,
                               options=parsed.options, show_asker=True, remember=True, private=True,
                               response_url=command.get("response_url")))

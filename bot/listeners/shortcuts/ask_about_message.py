@@ -16,6 +16,8 @@ from slack_sdk.errors import SlackApiError
 from bot.intake.files import file_kind
 from bot.services import services
 from bot.ui import blocks
+from explain_core.errors import Refusal
+from explain_core.wording import count
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +27,7 @@ CALLBACK_ID = "ask_about_message"
 def _describe(message: dict[str, Any]) -> str:
     files = [f.get("name") or "a file" for f in message.get("files") or [] if file_kind(f) is not None]
     text = (message.get("text") or "").strip()
-    parts = [f"the message ({len(text):,} characters)"] if text else ["the message"]
+    parts = [f"the message ({count(len(text), 'character')})"] if text else ["the message"]
     if files:
         parts.append("and " + ", ".join(files))
     return " ".join(parts)
@@ -44,13 +46,22 @@ def open_form(shortcut: dict[str, Any], context: BoltContext) -> None:
     # the one way to reach the asker in a conversation the bot cannot post in.
     metadata = {"kind": "message", "team": team, "channel": channel, "message_ts": message["ts"],
                 "thread_ts": message.get("thread_ts") or message["ts"], "response_url": shortcut.get("response_url")}
+    user = shortcut["user"]["id"]
+
+    def tell(notice: blocks.Message) -> None:
+        svc.intake.tell(channel, user, metadata["thread_ts"], notice, metadata["response_url"])
+
+    try:
+        if not svc.intake.first_request(f"shortcut:{team}:{shortcut['trigger_id']}", tell):
+            return  # a replay: its trigger is spent, and one form is open already
+    except Refusal as exc:  # Redis refuses writes: the form could not be submitted anyway
+        tell(blocks.error(exc.message))
+        return
     try:
         svc.client.views_open(trigger_id=shortcut["trigger_id"],
                               view=blocks.modal(metadata, passage=None, source=_describe(message)))
     except SlackApiError as exc:
         log.warning("views.open failed for the message shortcut: %s", exc.response.get("error"))
-        svc.intake.tell(channel, shortcut["user"]["id"], metadata["thread_ts"],
-                        blocks.error("I couldn't open the form in time. Please use the shortcut again."),
-                        metadata["response_url"])
+        tell(blocks.error("I couldn't open the form in time. Please use the shortcut again."))
         return
     svc.documents.stash(team, channel, message)

@@ -53,11 +53,16 @@ def run_submission(view: dict[str, Any], body: dict[str, Any], context: BoltCont
     channel = metadata["channel"]
     key = f"view:{team}:{view['id']}"
 
+    def tell(message: blocks.Message) -> None:
+        svc.intake.tell(channel, user, metadata.get("thread_ts"), message, metadata.get("response_url"))
+
     def work() -> None:
+        passage = _value(view, blocks.PASSAGE_BLOCK)
+        if metadata.get("kind") == "command" and problems(question, passage):
+            return  # rejected in the ack (the form stays open: a corrected submission is no replay)
+        if not svc.intake.first_request(key, tell):
+            return  # a replay of this very submission
         if metadata.get("kind") == "command":
-            passage = _value(view, blocks.PASSAGE_BLOCK)
-            if problems(question, passage):
-                return  # rejected in the ack
             svc.intake.submit(Ask(key=key, team=team, channel=channel, user=user, question=question,
                                   passage=passage, thread_ts=None,
                                   options=JobOptions(compare=bool(metadata.get("compare"))),
@@ -70,5 +75,4 @@ def run_submission(view: dict[str, Any], body: dict[str, Any], context: BoltCont
                               sources=document.sources, response_url=metadata.get("response_url"),
                               doc_ts=metadata["message_ts"]))
 
-    guarded(work, lambda message: svc.intake.tell(channel, user, metadata.get("thread_ts"), message,
-                                                  metadata.get("response_url")))
+    guarded(work, tell)

@@ -32,7 +32,7 @@ def reader(settings: BotSettings) -> FileReader:
 @pytest.fixture()
 def documents(settings: BotSettings, reader: FileReader) -> Documents:
     """Documents whose Redis is never reached: reading a message needs no cache."""
-    return Documents(reader, web_client(settings), redis.Redis.from_url(settings.redis_url), Keys(settings.namespace),
+    return Documents(reader, web_client(settings), redis.Redis.from_url(settings.redis.url), Keys(settings.namespace),
                      settings.doc_cache_ttl_s)
 
 

@@ -5,22 +5,29 @@ nothing was), what the user was told, and that Slack always got its ack.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
+from urllib.parse import urlencode
 
 import pytest
+import redis
 
+from bot.intake.submit import REPLAYED
 from tests.support.bot_harness import (
     SIGNING_SECRET,
     USER,
     BotUnderTest,
+    command_payload,
     make_pdf,
     module_redis,
     settings_for,
     slack,
     unique,
+    view_submission_payload,
     wait_until,
 )
+from tests.support.redis_server import RedisServer
 from tests.support.slack_fake import BOT_USER_ID, TEAM_ID, SlackFake
 
 __all__ = ["module_redis", "slack"]  # fixtures used by name
@@ -121,6 +128,51 @@ def test_empty_command_opens_the_form_and_its_submission_queues_the_job(bot: Bot
     bot.fake.wait_for(lambda: placeholders(bot.fake, channel), what="the placeholder")
 
 
+# -- replays: the same signed request again, within the 5 minutes its signature is good for ----------
+FORM = "application/x-www-form-urlencoded"
+
+
+def handled(bot: BotUnderTest, caplog: pytest.LogCaptureFixture, copies: int) -> None:
+    """Wait until each of `copies` copies of a request reached the intake (its listener runs after
+    the ack), then until Slack has heard nothing new for a second (what they post, if anything)."""
+    wait_until(lambda: sum(r.getMessage().startswith("received ") or "(a replay)" in r.getMessage()
+                           for r in caplog.records) >= copies, what=f"{copies} copies handled")
+    seen = -1
+    while seen != len(bot.fake.calls()):
+        seen = len(bot.fake.calls())
+        time.sleep(1.0)
+
+
+def test_a_replayed_command_posts_one_question_and_tells_its_asker_once(
+        bot: BotUnderTest, caplog: pytest.LogCaptureFixture) -> None:
+    """Measured before: 10 copies of one signed /explain gave one answer and 9 public "You asked this already"."""
+    caplog.set_level(logging.INFO, logger="bot.intake.submit")
+    channel = unique("C")
+    body, stamp = urlencode(command_payload(bot.fake, f"Who? | {PASSAGE}", channel=channel)), int(time.time())
+    assert [bot.post(body, FORM, timestamp=stamp).status for _ in range(10)] == [200] * 10
+    handled(bot, caplog, 10)
+    assert len(placeholders(bot.fake, channel)) == 1 and len(bot.jobs()) == 1
+    assert bot.fake.calls("chat.update", channel=channel) == []  # no placeholder turned into "asked already"
+    assert [e["text"] for e in bot.ephemerals(channel)] == [REPLAYED]
+    assert bot.fake.responses(body.split("response%2F")[1].split("&")[0]) == []  # nor through its response_url
+
+
+def test_a_replayed_form_submission_posts_one_question(bot: BotUnderTest, caplog: pytest.LogCaptureFixture) -> None:
+    """Measured before: 5 copies of one submission posted 5 messages in the channel."""
+    caplog.set_level(logging.INFO, logger="bot.intake.submit")
+    channel, trigger = unique("C"), unique("trig.")
+    bot.command("", channel=channel, trigger_id=trigger)
+    view_id, view = bot.opened_view(trigger)
+    body = urlencode({"payload": json.dumps(view_submission_payload(view_id, view, {"question": "Who?",
+                                                                                    "passage": PASSAGE}))})
+    stamp = int(time.time())
+    assert [bot.post(body, FORM, timestamp=stamp).status for _ in range(5)] == [200] * 5
+    handled(bot, caplog, 5)
+    assert len(placeholders(bot.fake, channel)) == 1 and len(bot.jobs()) == 1
+    assert bot.fake.calls("chat.update", channel=channel) == []
+    assert [e["text"] for e in bot.ephemerals(channel)] == [REPLAYED]
+
+
 def test_question_without_passage_opens_the_form_with_the_question(bot: BotUnderTest) -> None:
     trigger = unique("trig.")
     bot.command("Who won?", channel=unique("C"), trigger_id=trigger)
@@ -169,6 +221,43 @@ def test_redis_unavailable_is_told_and_the_ack_is_immediate(slack: SlackFake, na
         assert slack.calls("chat.postMessage", channel=channel) == []
     finally:
         down.close()
+
+
+def refusing_writes(server: RedisServer) -> None:
+    """Fill `server` up to its tiny maxmemory, until it refuses writes as Redis does (OOM under noeviction),
+    then lower the limit below what it holds: right at the limit, the memory Redis frees by itself
+    (a client's buffers) would let small writes through again."""
+    client = redis.Redis(port=server.port)
+    with pytest.raises(redis.ResponseError, match="used memory > 'maxmemory'"):
+        for i in range(100_000):
+            client.set(f"filler:{i}", "x" * 10_000)
+    client.config_set("maxmemory", client.info("memory")["used_memory"] // 2)
+
+
+@pytest.mark.parametrize("refusal", ["full", "read-only"])
+def test_redis_refusing_writes_is_told_as_it_is(slack: SlackFake, namespace: str, refusal: str) -> None:
+    """Measured before: a full Redis and a read-only replica both read "I can't reach my job queue"."""
+    primary = RedisServer(appendonly=False, options=("--maxmemory", "4mb", "--maxmemory-policy", "noeviction")).start()
+    replica = RedisServer(appendonly=False, replica_of=primary.port).start() if refusal == "read-only" else None
+    if replica is None:
+        refusing_writes(primary)
+    bot = BotUnderTest(slack, settings_for(slack, (replica or primary).url, namespace))
+    try:
+        reply = bot.command(f"Who? | {PASSAGE}", channel=(channel := unique("C")))
+        assert reply.status == 200 and reply.body == ""
+        told = bot.wait_response(reply)["text"]
+        assert told.startswith({"full": "My job queue is full and refuses new questions right now, so I couldn't "
+                                        "take your question. Try again in a few minutes",
+                                "read-only": "My job queue is read-only right now"}[refusal]), told
+        dm = unique("D")
+        bot.direct_message(dm, f"Who? | {PASSAGE}")
+        assert "can't reach" not in bot.wait_ephemeral(dm)["text"]
+        assert slack.calls("chat.postMessage", channel=channel) == []  # said privately, nothing in the channel
+    finally:
+        bot.close()
+        for server in (replica, primary):
+            if server is not None:
+                server.close()
 
 
 def test_a_full_queue_is_told_in_the_placeholder(bot: BotUnderTest) -> None:

@@ -111,7 +111,8 @@ def test_a_redis_restart_without_persistence_reaches_every_asker(slack: SlackFak
         server.restart()  # every job, result, record and claim is gone
         for channel in channels:
             [told] = slack.wait_for(lambda c=channel: finals(slack, c), timeout=15, what=f"the message in {channel}")
-            assert told.startswith("I lost your question: my job queue was restarted and forgot it.")
+            assert told.startswith("I lost your question: my job queue was restarted, or switched to its replica, "
+                                   "and forgot it.")
         # and the service goes on: a new question is answered
         channel = unique("C")
         ask(bot, channel, user="UNEW")

@@ -215,7 +215,7 @@ def test_feedback_is_one_vote_per_person_counted_and_exported(bot: BotUnderTest,
     assert mine == sorted([(OTHER_USER, HELPFUL), (USER, NOT_HELPFUL)])
     assert votes.counts() == {(model, NOT_HELPFUL): 1, (model, HELPFUL): 1}
 
-    env = {**os.environ, "REDIS_URL": bot.settings.redis_url, "QA_NAMESPACE": NAMESPACE}
+    env = {**os.environ, "REDIS_URL": bot.settings.redis.url, "QA_NAMESPACE": NAMESPACE}
     export = subprocess.run([str(Path(sys.executable).with_name("qa-feedback"))], env=env, capture_output=True,
                             text=True, timeout=60)
     assert export.returncode == 0, export.stderr

@@ -8,7 +8,10 @@ import pytest
 
 from bot.ui import blocks
 from bot.ui.blocks import mrkdwn, shorten_mrkdwn
+from explain_core.errors import Busy, Limited
 from explain_core.present.summary import Alternative, AnswerSummary, RejectedSpan, TopWord
+from explain_core.queue import QueueStats
+from explain_core.wording import count, number
 
 
 def make_summary(**changes: object) -> AnswerSummary:
@@ -120,6 +123,20 @@ def test_placeholder_names_the_question_and_counts_the_queue() -> None:
     assert blocks.placeholder("q", None, 1).text == "Explaining “q”… (1 question in the queue)"
     assert blocks.placeholder("q", None, 2).text == "Explaining “q”… (2 questions in the queue)"
     assert len(blocks.placeholder("x" * 5000, None, 0).text) < 200  # a phone shows a line, not a page
+
+
+def test_counts_are_written_one_way_wherever_they_are_shown() -> None:
+    """Measured before: the placeholder said "(10000 questions in the queue)", the refusal "10,000"."""
+    assert blocks.placeholder("q", None, 10_000).text == "Explaining “q”… (10,000 questions in the queue)"
+    assert "(10,000 questions waiting)" in Busy(10_000).message
+    assert Limited("user_limit", 1_000).message.startswith("you have 1,000 questions waiting")
+    assert "1,200 windows" in json.dumps(blocks.answer("Q?", None, [make_summary(windows=1_200)]).blocks)
+    home = json.dumps(blocks.home_view(bot_user=None, stats=QueueStats(
+        waiting=12_345, in_progress=1_000, workers=1, dead_letters=0, results_waiting=0), workers=[], questions=[]),
+                      ensure_ascii=False)
+    assert "1 worker running · 12,345 questions waiting, 1,000 being answered" in home
+    assert (count(1, "question"), count(0, "question"), number(1_234_567)) == ("1 question", "0 questions",
+                                                                               "1,234,567")
 
 
 def test_the_pictures_place_is_said_for_a_reply_that_starts_a_thread() -> None:
