@@ -7,6 +7,7 @@ their times, targets and durations is drawn from the seed before the run starts.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -20,8 +21,9 @@ import redis
 from bench.soak.fleet import Fleet
 
 KINDS = ("worker_kill", "bot_kill", "stall", "redis_restart", "partition_worker", "partition_bot", "slack_5xx",
-         "slack_429", "slack_timeout", "slack_slow", "socket_disconnect", "redis_maxmemory", "slow_link")
+         "slack_429", "slack_timeout", "slack_slow", "socket_disconnect", "redis_maxmemory", "slow_link", "failover")
 SLACK_METHODS = ("chat.postMessage", "chat.update")
+REDIS_KINDS = ("redis_restart", "failover", "redis_maxmemory")  # one at a time: each needs to know the primary
 
 
 @dataclass
@@ -37,8 +39,9 @@ class Fault:
 
 def plan(rng: random.Random, duration_s: float, fleet: Fleet, *, can_slow: bool, every_s: float = 40.0) -> list[Fault]:
     """Every kind at least once, more in a long run (one fault of some kind every `every_s` on
-    average), at times within the first 80% of the load so that the drain sees them heal."""
-    kinds = [k for k in KINDS if can_slow or k != "slow_link"]
+    average), at times within the first 80% of the load so that the drain sees them heal. A slow
+    link and a failover need test hosts (namespaces)."""
+    kinds = [k for k in KINDS if (can_slow or k != "slow_link") and (fleet.can_fail_over or k != "failover")]
     each = max(1, round(duration_s / every_s / len(kinds)))
     faults = [Fault(kind, rng.uniform(0.08, 0.8) * duration_s, _duration(rng, kind), _target(rng, kind, fleet))
               for kind in kinds for _ in range(each)]
@@ -48,7 +51,7 @@ def plan(rng: random.Random, duration_s: float, fleet: Fleet, *, can_slow: bool,
 def _duration(rng: random.Random, kind: str) -> float:
     return {"stall": rng.uniform(5, 12), "partition_worker": rng.uniform(15, 30), "partition_bot": rng.uniform(15, 30),
             "slack_5xx": rng.uniform(5, 12), "redis_maxmemory": rng.uniform(5, 12), "slow_link": rng.uniform(10, 20),
-            "redis_restart": rng.uniform(1, 4), "worker_kill": rng.uniform(1, 5),
+            "redis_restart": rng.uniform(1, 4), "worker_kill": rng.uniform(1, 5), "failover": rng.uniform(0.5, 2),
             "bot_kill": rng.uniform(1, 4)}.get(kind, 0.0)
 
 
@@ -72,6 +75,7 @@ class Injector:
         self.faults = faults
         self.admin = admin
         self._threads: list[threading.Thread] = []
+        self._redis_lock = threading.Lock()
 
     def start(self, start: float) -> None:
         for fault in self.faults:
@@ -85,15 +89,16 @@ class Injector:
 
     def _run(self, fault: Fault, start: float) -> None:
         time.sleep(max(0.0, start + fault.at_s - time.monotonic()))
-        fault.started = time.time()
-        try:
-            action, undo = self._steps(fault)
-            action()
-            time.sleep(fault.duration_s)
-            undo()
-        except Exception as exc:  # reported; a fault that could not be made is not a pass
-            fault.error = repr(exc)
-        fault.ended = time.time()
+        with self._redis_lock if fault.kind in REDIS_KINDS else contextlib.nullcontext():
+            fault.started = time.time()
+            try:
+                action, undo = self._steps(fault)
+                action()
+                time.sleep(fault.duration_s)
+                undo()
+            except Exception as exc:  # reported; a fault that could not be made is not a pass
+                fault.error = repr(exc)
+            fault.ended = time.time()
 
     def _steps(self, fault: Fault) -> tuple[Callable[[], None], Callable[[], None]]:
         fleet, kind, name = self.fleet, fault.kind, fault.target
@@ -122,10 +127,14 @@ class Injector:
             assert pid is not None, f"{name} is down"
             return (lambda: os.kill(pid, signal.SIGSTOP)), (lambda: _signal(pid, signal.SIGCONT))
         if kind == "redis_restart":
+            server = fleet.primary()
+
             def kill_redis() -> None:
                 fleet.sample()
-                fleet.redis.stop(kill=True)
-            return kill_redis, fleet.redis.start
+                server.stop(kill=True)
+            return kill_redis, lambda: server.start() and None
+        if kind == "failover":  # the duration is how long the doomed primary takes writes alone
+            return (lambda: fleet.fail_over(fault.duration_s)), nothing
         if kind in ("partition_worker", "partition_bot"):
             host = fleet.workers[name][0] if name in fleet.workers else next(b.host for b in fleet.bots
                                                                               if b.name == name)

@@ -14,12 +14,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis
 import requests
+from redis.sentinel import Sentinel
 
 from bench.soak.hosts import Host, Loopback, Network
 from tests.support import ROOT
 from tests.support.bot_harness import ENTRY, SIGNING_SECRET
-from tests.support.redis_server import RedisServer, free_port
+from tests.support.redis_server import RedisServer, SentinelCluster, free_port
 from tests.support.slack_fake import BOT_TOKEN, SlackFake
 from tests.support.socket_mode_fake import APP_TOKEN
 from tests.support.worker_process import WorkerProcess
@@ -39,6 +41,7 @@ SOAK_ENV = {
     "TRANSFORMERS_OFFLINE": "1",
     "TF_CPP_MIN_LOG_LEVEL": "2",
 }
+DOWN_AFTER_MS = 5000  # sentinels: a primary silent this long is failed over (a 1-4 s restart is not)
 SWEEP_INTERVAL_S = 5.0
 LOST_GRACE_S = 60.0
 
@@ -131,7 +134,12 @@ class BotProcess:
 
 
 class Fleet:
-    """Redis, the bots and the workers of one soak, on `network`'s hosts."""
+    """Redis, the bots and the workers of one soak, on `network`'s hosts.
+
+    On test hosts Redis runs as production should (README, "Redis in production"): a primary
+    and its replica, both append-only, and three sentinels, on three hosts; every process
+    finds the primary through the sentinels. On loopback (no namespaces) it is one server behind
+    each process's fault proxy, and there is no failover to test."""
 
     def __init__(self, network: Network | Loopback, fake: SlackFake, model: Path, log_dir: Path,
                  workers: int = 3) -> None:
@@ -139,16 +147,22 @@ class Fleet:
         self.fake = fake
         self.log_dir = log_dir
         self.peaks = Peaks()
-        redis_host = network.add("redis")
-        self.redis = RedisServer(appendonly=True, host=redis_host.ip if isinstance(network, Network) else "127.0.0.1",
-                                 wrap=redis_host.wrap)
-        network.set_redis(redis_host, self.redis.port)
-        self.redis_host = redis_host
+        self.cluster: SentinelCluster | None = None
+        self.single: RedisServer | None = None
+        if isinstance(network, Network):
+            hosts = [network.add(name) for name in ("redis-a", "redis-b", "sentinel")]
+            network.set_redis_hosts(hosts)
+            self.cluster = SentinelCluster(down_after_ms=DOWN_AFTER_MS, appendonly=True,
+                                           hosts=tuple((h.ip, h.wrap) for h in hosts))
+        else:
+            host = network.add("redis")
+            self.single = RedisServer(appendonly=True)
+            network.set_redis(host, self.single.port)
         self.bots: list[BotProcess] = []
         for name, http in (("bot-socket", False), ("bot-http", True)):
             host = network.add(name)
             env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_API_URL": fake.api_url, "QA_NAMESPACE": NAMESPACE,
-                   "REDIS_URL": network.redis_url(host, self.redis.port), "QA_BOT_METRICS_PORT": "0", **SOAK_ENV}
+                   **self._redis_env(host), "QA_BOT_METRICS_PORT": "0", **SOAK_ENV}
             if http:
                 env.update(BOT_MODE="http", PORT=str(free_port()), BIND_HOST="0.0.0.0",
                            SLACK_SIGNING_SECRET=SIGNING_SECRET)
@@ -159,9 +173,55 @@ class Fleet:
         self.workers: dict[str, tuple[Host, WorkerProcess]] = {}
         for i in range(1, workers + 1):
             host = network.add(f"worker{i}")
-            worker = WorkerProcess.tiny(network.redis_url(host, self.redis.port), NAMESPACE, model, log_dir,
-                                        name=f"worker{i}", wrap=host.wrap, **SOAK_ENV)
+            worker = WorkerProcess.tiny("", NAMESPACE, model, log_dir, name=f"worker{i}", wrap=host.wrap,
+                                        **self._redis_env(host), **SOAK_ENV)
             self.workers[f"worker{i}"] = (host, worker)
+
+    def _redis_env(self, host: Host) -> dict[str, str]:
+        if self.cluster is not None:
+            return self.cluster.env
+        assert self.single is not None
+        return {"REDIS_URL": self.network.redis_url(host, self.single.port)}
+
+    @property
+    def can_fail_over(self) -> bool:
+        return self.cluster is not None
+
+    def servers(self) -> list[RedisServer]:
+        return self.cluster.servers if self.cluster is not None else [self.single] if self.single else []
+
+    def primary(self) -> RedisServer:
+        """The server the sentinels name the primary now (the only one, on loopback)."""
+        if self.cluster is None:
+            assert self.single is not None
+            return self.single
+        port = self.cluster.master_port()
+        return next((s for s in self.cluster.servers if s.port == port), self.cluster.primary)
+
+    def admin(self) -> redis.Redis:
+        """A client of the primary, wherever it is (through the sentinels), for the soak's own reads."""
+        if self.cluster is None:
+            assert self.single is not None
+            return redis.Redis(host=self.single.host, port=self.single.port, socket_timeout=5,
+                               socket_connect_timeout=5)
+        sentinel = Sentinel(self.cluster.sentinel_addresses, socket_timeout=2)
+        return sentinel.master_for(self.cluster.MASTER, socket_timeout=5, socket_connect_timeout=5)
+
+    def fail_over(self, lost_s: float) -> None:
+        """What a failover loses: the replica stops hearing the primary, the primary takes writes
+        for `lost_s` more, then dies (SIGKILL); the sentinels promote the replica. The dead primary
+        comes back as the new primary's replica (its extra writes dropped by the resync)."""
+        assert self.cluster is not None and self.cluster.replica is not None
+        self.sample()
+        self.cluster.cut_replica()
+        time.sleep(lost_s)
+        self.cluster.kill_primary()
+        promoted = self.cluster.wait_failover(timeout=90)
+        old = self.cluster.primary
+        promoted.replica_of = None
+        old.replica_of, old.primary_host = promoted.port, promoted.host
+        self.cluster.primary, self.cluster.replica = promoted, old
+        old.start()
 
     @property
     def socket_bot(self) -> BotProcess:
@@ -172,7 +232,11 @@ class Fleet:
         return self.bots[1]
 
     def start(self) -> None:
-        self.redis.start()
+        if self.cluster is not None:
+            self.cluster.start()
+        else:
+            assert self.single is not None
+            self.single.start()
         for _, worker in self.workers.values():
             worker.start()
         for bot in self.bots:
@@ -184,7 +248,9 @@ class Fleet:
 
     def pids(self) -> dict[str, int | None]:
         """Each process's pid now (None while it is down)."""
-        pids: dict[str, int | None] = {"redis": self.redis.proc.pid if self.redis.proc else None}
+        pids: dict[str, int | None] = {}
+        for n, server in enumerate(self.servers()):
+            pids[f"redis-{'ab'[n]}" if self.cluster else "redis"] = server.proc.pid if server.proc else None
         for bot in self.bots:
             pids[bot.name] = bot.pid
         for name, (_, worker) in self.workers.items():
@@ -203,4 +269,7 @@ class Fleet:
             if worker.proc is not None:
                 worker.proc.send_signal(signal.SIGCONT)
             worker.stop()
-        self.redis.close()
+        if self.cluster is not None:
+            self.cluster.close()
+        elif self.single is not None:
+            self.single.close()

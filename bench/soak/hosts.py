@@ -73,7 +73,7 @@ class Network:
         self.subnet = f"10.{200 + os.getpid() % 50}.{os.getpid() % 250}"
         self.switch = f"{tag}-sw"
         self.hosts: dict[str, Host] = {}
-        self.redis_host: Host | None = None
+        self.redis_hosts: list[Host] = []  # Redis's and the sentinels' hosts: what a partition cuts off
         self._made: list[str] = []  # namespaces, for close()
         self._root_link = f"{tag}r"
         self._shaped: set[str] = set()
@@ -107,24 +107,23 @@ class Network:
         self.hosts[name] = host
         return host
 
-    def set_redis(self, host: Host, port: int) -> None:
-        self.redis_host = host
-
-    def redis_url(self, host: Host, port: int) -> str:
-        """The URL `host` reaches Redis at."""
-        assert self.redis_host is not None
-        return f"redis://{self.redis_host.ip}:{port}/0"
+    def set_redis_hosts(self, hosts: list[Host]) -> None:
+        self.redis_hosts = hosts
 
     def partition(self, host: Host) -> None:
-        assert self.redis_host is not None and self.redis_host.ns and host.ns
-        _ip("neigh", "replace", self.redis_host.ip, "lladdr", NOBODY_MAC, "dev", "eth0", "nud", "permanent", ns=host.ns)
-        _ip("neigh", "replace", host.ip, "lladdr", NOBODY_MAC, "dev", "eth0", "nud", "permanent",
-            ns=self.redis_host.ns)
+        """`host` and the Redis hosts stop hearing each other."""
+        assert host.ns
+        for other in self.redis_hosts:
+            assert other.ns
+            _ip("neigh", "replace", other.ip, "lladdr", NOBODY_MAC, "dev", "eth0", "nud", "permanent", ns=host.ns)
+            _ip("neigh", "replace", host.ip, "lladdr", NOBODY_MAC, "dev", "eth0", "nud", "permanent", ns=other.ns)
 
     def heal(self, host: Host) -> None:
-        assert self.redis_host is not None and self.redis_host.ns and host.ns
-        _ip("neigh", "del", self.redis_host.ip, "dev", "eth0", ns=host.ns, check=False)
-        _ip("neigh", "del", host.ip, "dev", "eth0", ns=self.redis_host.ns, check=False)
+        assert host.ns
+        for other in self.redis_hosts:
+            assert other.ns
+            _ip("neigh", "del", other.ip, "dev", "eth0", ns=host.ns, check=False)
+            _ip("neigh", "del", host.ip, "dev", "eth0", ns=other.ns, check=False)
 
     @property
     def can_slow(self) -> bool:

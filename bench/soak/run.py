@@ -7,6 +7,7 @@ so `finally` runs), or interpreter exit (atexit).
 from __future__ import annotations
 
 import atexit
+import faulthandler
 import json
 import os
 import random
@@ -102,6 +103,7 @@ def tiny_model(cache: Path) -> Path:
 
 
 def run(options: Options) -> Result:
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 <pid>`: where every thread is
     undo = _Undo()
     atexit.register(undo)
     previous = {s: signal.signal(s, _raise_exit) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
@@ -129,7 +131,7 @@ def _run(options: Options, undo: _Undo) -> Result:
     print(f"soak: hosts {network.kind}; starting redis, {len(fleet.bots)} bots, {len(fleet.workers)} workers",
           flush=True)
     fleet.start()
-    admin = redis.Redis(host=fleet.redis.host, port=fleet.redis.port, socket_timeout=5, socket_connect_timeout=5)
+    admin = fleet.admin()
     undo.push(admin.close)
     memory_start = int(admin.info("memory")["used_memory"])
     duration = options.minutes * 60
@@ -252,7 +254,9 @@ def _drain(questions: list[Question], fake: SlackFake, bound: float) -> None:
         open_ = [q for q in questions if (q.acked or record[q.channel].messages) and not record[q.channel].finals()]
         if not open_:
             return
-        time.sleep(5)
+        print(f"soak: {len(open_)} questions without an outcome yet (waiting up to {deadline - time.time():.0f} s)",
+              flush=True)
+        time.sleep(10)
 
 
 def _text_keys(admin: redis.Redis, questions: list[str]) -> list[str]:
