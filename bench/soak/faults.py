@@ -152,8 +152,11 @@ class Injector:
                 for method in SLACK_METHODS:
                     fake.fail_next(method, 429, retry_after=2, times=8)
             return limited, nothing
-        if kind == "slack_timeout":  # longer than the bot's Slack timeout: it cannot know whether it landed
-            return (lambda: fake.delay_next("chat.update", 35.0, times=2)), nothing
+        if kind == "slack_timeout":  # landed, answered after the bot's 30 s timeout: it cannot know it landed
+            def late() -> None:
+                for method in SLACK_METHODS:
+                    fake.answer_late(method, 35.0, times=2)
+            return late, nothing
         if kind == "slack_slow":
             def slow() -> None:
                 for method in SLACK_METHODS:

@@ -32,7 +32,7 @@ NAMESPACE = "soak"
 SOAK_ENV = {
     "QA_REPLY_DEADLINE_S": "60",
     "QA_SLACK_RETRY_S": "30",
-    "QA_DOC_CACHE_TTL_S": "45",
+    "QA_DOC_CACHE_TTL_S": "30",
     "QA_VISIBILITY_TIMEOUT_S": "20",
     "QA_LOG_FORMAT": "text",
     "TF_NUM_INTRAOP_THREADS": "1",

@@ -39,7 +39,7 @@ ACK_S = 3.0  # Slack's limit for an acknowledgement
 EVENT_RETRY_DELAYS_S = (1.0, 5.0, 15.0)  # Slack's are immediate, 1 min, 5 min: shortened like the deadlines
 KINDS = {  # what people do, by weight
     "command": 22, "mention_pasted": 12, "mention_txt": 8, "mention_md": 6, "mention_pdf": 6, "dm": 12,
-    "shortcut": 8, "long": 4, "bad_empty": 3, "bad_no_passage": 2, "bad_file": 2, "bad_pdf": 2, "flood": 1,
+    "shortcut": 8, "long": 4, "bad_too_long": 3, "bad_no_passage": 2, "bad_file": 2, "bad_pdf": 2, "flood": 1,
 }
 FLOOD_SIZE = 8
 USERS = 300
@@ -233,8 +233,8 @@ class People:
         q.acked = self.slack.deliver(q, "command", form, via)
 
     def _play_command(self, q: Question, via: str, duplicate: bool, delay: float) -> None:
-        if q.kind == "bad_empty":
-            self._command(q, f"{q.question} |", via)
+        if q.kind == "bad_too_long":  # over QA_MAX_PASSAGE_CHARS (200,000)
+            self._command(q, f"{q.question} | {q.marker} " + "word " * 41_000, via)
         elif q.kind == "bad_no_passage":
             self._command(q, f"| just some words {q.marker}", via)
         else:
@@ -305,7 +305,7 @@ class People:
 
 
 def _player(kind: str) -> str:
-    if kind in ("command", "long", "bad_empty", "bad_no_passage"):
+    if kind in ("command", "long", "bad_too_long", "bad_no_passage"):
         return "command"
     if kind in ("dm",):
         return "dm"

@@ -38,10 +38,11 @@ CLICK_SHARE = 0.5  # answers a reader clicks a button of
 RSS_BOUND_MB = {"redis": 300.0, "bot": 800.0, "worker": 2500.0}
 MEMORY_SLACK_BYTES = 3_000_000  # Redis may end this far above its start (allocator, stream metadata)
 TEXT_MARKER = re.compile(r"Zq\d+x")
-# Kinds of key that may hold text, by their TTL (explain_core.queue.keys.Keys): the soak waits
-# out the ones it shortens; the others (a day) it checks are set and no longer than documented.
-SHORTENED = ("doc", "answer")
-DOCUMENTED_TTL_S = {"reply": Keys.REPLY_TTL_S, "passage": Keys.PAYLOAD_TTL_S, "recent": Keys.REPLY_TTL_S}
+# Kinds of key that may hold text, by their TTL (README, "What is kept"; Keys): the soak waits out
+# the ones it shortens (QA_DOC_CACHE_TTL_S); the others it checks are set and no longer than documented.
+SHORTENED = ("doc", "answer", "recent")
+DOCUMENTED_TTL_S = {"reply": Keys.REPLY_TTL_S, "passage": Keys.PAYLOAD_TTL_S, "intake": Keys.REPLY_TTL_S,
+                    "shortcut": Keys.STASH_TTL_S}
 
 
 @dataclass

@@ -219,7 +219,18 @@ class Intake:
             self._tracker.expected(ask.key)
 
     def _post_and_queue(self, ask: Ask, pending: Placeholder, waiting: int) -> bool:
-        """Post the placeholder, record it, queue the job (the journal entry covers it until recorded)."""
+        """Post the placeholder, record it, queue the job (the journal entry covers it until recorded).
+        A question whose placeholder is recorded already is a second delivery that got past the
+        first-delivery check (Redis was unreachable then): it posts nothing, since the first
+        placeholder will show the question's one outcome."""
+        try:
+            owner = self._tracker.owner(ask.key)
+        except redis.RedisError:
+            owner = None  # the record below decides
+        if owner is not None:
+            log.info("job %s already has its placeholder %s; this delivery is a duplicate", ask.key, owner.ts)
+            self._settled(ask.key, "duplicate")
+            return False
         try:
             ts = self._replier.post(ask.channel, ask.thread_ts, blocks.placeholder(ask.question, pending.asker,
                                                                                    waiting),

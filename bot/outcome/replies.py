@@ -363,6 +363,8 @@ class Replier:
             except SlackFailed as exc:
                 failed = exc
                 log.warning("could not update the placeholder %s in %s: %s", reply_to.ts, channel, exc.reason())
+                if exc.failure.sent and self._shows(channel, reply_to, job_tag, message):
+                    return Landing("updated", reply_to.ts)  # it landed after all: a second post would repeat it
         if failed is not None and failed.failure.transient:
             window = 0.0  # Slack has been failing for the whole window: one attempt at each other way
         if failed is None or not failed.failure.closed:
@@ -388,6 +390,13 @@ class Replier:
             return Landing("nowhere", None, reason)
 
     # -- lookups ------------------------------------------------------------------------------
+    def _shows(self, channel: str, reply_to: ReplyTo, job_tag: str, message: blocks.Message) -> bool:
+        """Whether the placeholder shows `message` already (an update whose answer never came)."""
+        assert reply_to.ts
+        found = self.find_message(channel, reply_to.thread_ts, {"job": job_tag, "kind": "placeholder"},
+                                  since=float(reply_to.ts) - 1)
+        return found is not None and found.get("text") == message.text
+
     def _history(self, channel: str, thread_ts: str | None, since: float) -> list[dict[str, Any]]:
         oldest = f"{since:.6f}"
         if thread_ts:

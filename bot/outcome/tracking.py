@@ -174,6 +174,14 @@ class Tracker:
         with self._lock:
             self._local[placeholder.key] = _Entry(placeholder, Local.SUBMITTING)
 
+    def owner(self, key: str) -> Placeholder | None:
+        """The placeholder recorded for `key`, if any (an unreadable record counts as none). Raises RedisError."""
+        record = cast("str | None", self._redis.get(self._keys.reply(key)))
+        try:
+            return None if record is None else Placeholder.from_json(record)
+        except SchemaError:
+            return None
+
     def track(self, placeholder: Placeholder) -> Placeholder | None:
         """Record the placeholder in Redis as its job key's owner. Returns the other placeholder
         if one already owns the key (this one is a duplicate), else None. Raises RedisError."""

@@ -61,6 +61,7 @@ class _Fault:
     channel: str | None
     delay_s: float = 0.0
     until: float | None = None  # an outage: every call fails until this time.monotonic()
+    late: bool = False  # the call takes effect at once; only its answer waits `delay_s`
 
 
 @dataclass
@@ -201,6 +202,12 @@ class SlackFake:
         with self._lock:
             self._state.faults.setdefault(method, []).append(_Fault(status, None, times, channel, seconds))
 
+    def answer_late(self, method: str, seconds: float, *, channel: str | None = None, times: int = 1) -> None:
+        """The next `times` calls of `method` take effect at once and are answered after `seconds`
+        (a caller that gives up first cannot know that its call landed)."""
+        with self._lock:
+            self._state.faults.setdefault(method, []).append(_Fault(0, None, times, channel, seconds, late=True))
+
     def fail_for(self, method: str, status: int, seconds: float, *, channel: str | None = None) -> None:
         """An outage: every call of `method` (in `channel`, if given) fails with HTTP `status`
         for the next `seconds`."""
@@ -337,7 +344,7 @@ class SlackFake:
         token = auth[len("Bearer "):] if auth.startswith("Bearer ") else args.get("token")
         with self._lock:
             fault = self._take_fault(method, args.get("channel"))
-        if fault is not None and fault.delay_s:
+        if fault is not None and fault.delay_s and not fault.late:
             time.sleep(fault.delay_s)
         if fault is not None and fault.status:
             self._record(Call(method, args, token, fault.status))
@@ -354,6 +361,8 @@ class SlackFake:
         else:
             result = self._answer(method, args, self.grants[token or ""])
         self._record(Call(method, args, token, 200, answer=result))
+        if fault is not None and fault.late:
+            time.sleep(fault.delay_s)
         _send_json(handler, 200, result)
 
     def _take_fault(self, method: str, channel: str | None = None) -> _Fault | None:

@@ -489,3 +489,19 @@ def test_ack_does_not_wait_for_slow_work(bot: BotUnderTest) -> None:
         wait_until(bot.jobs, what="the job after the slow download")
     finally:
         bot.fake.set_download_delay(0.0)
+
+
+def test_a_second_delivery_of_an_event_past_the_first_delivery_check_posts_nothing(
+        bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slack re-delivered a mention while Redis could not say it was taken (the check lets it
+    through then): the placeholder of the first delivery is recorded, so the second posts nothing,
+    neither a placeholder nor "You asked this already" (soak seed 3)."""
+    channel = unique("C")
+    root = bot.fake.add_message(channel, {"user": "UAUTHOR", "text": PASSAGE})
+    event = bot.mention(channel, "Who gave their name to Normandy?", thread_ts=root["ts"])
+    bot.fake.wait_for(lambda: placeholders(bot.fake, channel), what="the placeholder")
+    monkeypatch.setattr(bot.services.intake, "first_delivery", lambda key, token: True)
+    assert bot.event(event, retry_num=1).status == 200
+    time.sleep(1.5)
+    assert len(placeholders(bot.fake, channel)) == 1
+    assert bot.fake.calls("chat.postEphemeral", channel=channel) == []
