@@ -218,6 +218,27 @@ class Intake:
         finally:
             self._tracker.expected(ask.key)
 
+    @contextlib.contextmanager
+    def taking(self, key: str, team: str, channel: str, user: str, thread_ts: str | None,
+               question: str) -> Iterator[None]:
+        """Journal a message's question while its documents are read, before `submit` journals it
+        itself (a process killed while reading a file must not lose it in silence)."""
+        now = time.time()
+        workspace = current() or Workspace(team)
+        pending = Placeholder(key=key, team=team, channel=channel, ts="", user=user,
+                              question=blocks.shorten(question, blocks.QUESTION_SHOWN_MAX), posted_at=now,
+                              deadline=now + INTAKE_GRACE_S, thread_ts=thread_ts, doc_ts=thread_ts, asked_at=now,
+                              enterprise_id=workspace.enterprise_id,
+                              is_enterprise_install=workspace.is_enterprise_install)
+        try:
+            self._tracker.expect(pending)
+        except redis.RedisError as exc:  # submit says so, if the question gets that far
+            log.warning("could not journal the question: Redis unavailable (%s)", exc)
+        try:
+            yield
+        finally:
+            self._tracker.expected(key)
+
     def _post_and_queue(self, ask: Ask, pending: Placeholder, waiting: int) -> bool:
         """Post the placeholder, record it, queue the job (the journal entry covers it until recorded).
         A question whose placeholder is recorded already is a second delivery that got past the

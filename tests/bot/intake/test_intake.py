@@ -505,3 +505,21 @@ def test_a_second_delivery_of_an_event_past_the_first_delivery_check_posts_nothi
     time.sleep(1.5)
     assert len(placeholders(bot.fake, channel)) == 1
     assert bot.fake.calls("chat.postEphemeral", channel=channel) == []
+
+
+def test_a_mention_is_journalled_while_its_file_is_read(bot: BotUnderTest) -> None:
+    """A process killed while reading a question's file must not lose it in silence: the question
+    is in the intake journal from the first delivery on (the sweeper tells its asker if the process
+    dies; tests/bot/outcome/test_sweeper.py), and out of it once its placeholder is recorded."""
+    channel = unique("C")
+    file = bot.fake.add_file("notes.txt", PASSAGE.encode(), mimetype="text/plain")
+    root = bot.fake.add_message(channel, {"user": "UAUTHOR", "text": "", "files": [file]})
+    bot.fake.set_download_delay(1.5)
+    try:
+        bot.mention(channel, "Who gave their name to Normandy?", thread_ts=root["ts"])
+        wait_until(lambda: bot.queue.redis.zcard(bot.queue.keys.intakes) == 1, what="the journal entry")
+        assert bot.fake.calls("chat.postMessage", channel=channel) == []  # still reading the file
+        bot.fake.wait_for(lambda: placeholders(bot.fake, channel), what="the placeholder")
+        wait_until(lambda: bot.queue.redis.zcard(bot.queue.keys.intakes) == 0, what="the journal emptied")
+    finally:
+        bot.fake.set_download_delay(0.0)
