@@ -226,9 +226,10 @@ def _observe(people: People, fake: SlackFake, admin: redis.Redis, players: Threa
     keys = Keys(NAMESPACE)
     handled: set[int] = set()
     while not stop.wait(0.5):
+        now = time.time()
         for q in list(people.questions):
-            if q.qid in handled:
-                continue
+            if q.qid in handled or (q.asked_at and now - q.asked_at > bound_s()):
+                continue  # an answer later than the bound is a violation anyway: no clicks for it
             answers = [m for m in fake.messages_in(q.channel)
                        if m.get("user") == BOT_USER_ID and check.kind_of(str(m.get("text", ""))) == "answer"]
             if not answers:

@@ -17,8 +17,11 @@ from bench.soak.run import Options, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("soak")]
 
-# seed 1: a bot process killed while Slack failed left acknowledged questions in silence (intake journal)
-SEEDS = [1]
+# Seeds that found bugs (docs/benchmarks.md, "Soak"): 1 (a bot killed while Slack failed left its
+# questions in silence) and 3 (two answers after a Slack timeout; a second placeholder for a retried
+# event). CI runs seed 3, whose run holds every fault kind including the failover; seed 1 is replayed
+# with `python -m bench.soak --seed 1 --minutes 0.5 --rate 0.5` (a run takes 5-7 minutes here).
+SEEDS = [3]
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -27,7 +30,9 @@ def test_short_soak_has_no_violation(seed: int, tiny_model_dir: Path, tmp_path: 
     report = "\n".join(result.lines)
     print(report)
     assert result.summary["counts"].get("acknowledged", 0) >= 20, report  # the load really ran
-    assert set(result.summary["faults"]) >= {"worker_kill", "bot_kill", "stall", "redis_restart", "partition_worker",
-                                             "partition_bot", "slack_5xx", "slack_429", "slack_timeout", "slack_slow",
-                                             "socket_disconnect", "redis_maxmemory"}, report
+    kinds = {"worker_kill", "bot_kill", "stall", "redis_restart", "partition_worker", "partition_bot", "slack_5xx",
+             "slack_429", "slack_timeout", "slack_slow", "socket_disconnect", "redis_maxmemory"}
+    if result.summary["hosts"] == "namespaces":  # CI runs as root: test hosts, so these too
+        kinds |= {"failover", "slow_link"}
+    assert set(result.summary["faults"]) >= kinds, report
     assert result.violations == 0, report
