@@ -18,11 +18,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="a QA checkpoint folder (default: the tests' tiny BERT, built once)")
     parser.add_argument("--logs", type=Path, help="where the processes' logs go (default: a new temporary folder)")
     parser.add_argument("--json", type=Path, help="also write the report's figures here")
+    parser.add_argument("--loopback", action="store_true",
+                        help="run on loopback behind fault proxies even where namespaces can be made")
     args = parser.parse_args(argv)
     logs = args.logs or Path(tempfile.mkdtemp(prefix="qa-soak-"))
     print(f"soak: logs in {logs}", flush=True)
     result = run(Options(seed=args.seed, minutes=args.minutes, rate=args.rate, log_dir=logs, model=args.model,
-                         workers=args.workers, json_path=args.json))
+                         workers=args.workers, json_path=args.json, loopback=args.loopback))
     return 1 if result.violations else 0
 
 

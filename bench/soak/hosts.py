@@ -270,9 +270,10 @@ class FaultProxy:
         self._listener.close()
 
 
-def make_network(tag: str) -> Network | Loopback:
-    """Namespaces when the machine can make them; else loopback, said in one line."""
-    why = namespaces_unavailable()
+def make_network(tag: str, *, loopback: bool = False) -> Network | Loopback:
+    """Namespaces when the machine can make them (and `loopback` does not ask otherwise); else
+    loopback, said in one line."""
+    why = "asked for (--loopback)" if loopback else namespaces_unavailable()
     if why is None:
         return Network(tag)
     print(f"soak: no network namespaces ({why}): hosts share loopback, Redis behind a fault-injecting proxy",

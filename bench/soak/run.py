@@ -55,6 +55,7 @@ class Options:
     workers: int = 3
     json_path: Path | None = None
     long_chars: int = 12000
+    loopback: bool = False  # no namespaces even where they can be made (the fallback, tested)
 
 
 @dataclass
@@ -121,7 +122,7 @@ def _run(options: Options, undo: _Undo) -> Result:
     rng = random.Random(options.seed)
     options.log_dir.mkdir(parents=True, exist_ok=True)
     model = options.model or tiny_model(Path.home() / ".cache" / "explain-qa-soak")
-    network = make_network(f"qs{os.getpid() % 100000}")
+    network = make_network(f"qs{os.getpid() % 100000}", loopback=options.loopback)
     undo.push(network.close)
     fake = SlackFake(host=network.root_ip).start()
     undo.push(fake.close)

@@ -215,6 +215,9 @@ class Replier:
                 wait = max(delay, failure.retry_after or 0.0, UNCLEAR_PAUSE_S if failure.sent and lookup else 0.0)
                 if elapsed + wait > window:
                     calls.labels(method, failure.error).inc()
+                    if (failure.sent or unclear) and lookup is not None and (found := lookup()) is not None:
+                        log.info("%s: the last attempt had worked after all", what)
+                        return found  # else the caller would say it failed beside what it posted
                     log.warning("%s: giving up after %.0f s (%s)", what, elapsed, failure.error)
                     raise SlackFailed(failure, what, elapsed) from None
                 calls.labels(method, "rate_limited" if failure.error == "ratelimited" else "retried").inc()

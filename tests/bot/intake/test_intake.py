@@ -523,3 +523,21 @@ def test_a_mention_is_journalled_while_its_file_is_read(bot: BotUnderTest) -> No
         wait_until(lambda: bot.queue.redis.zcard(bot.queue.keys.intakes) == 0, what="the journal emptied")
     finally:
         bot.fake.set_download_delay(0.0)
+
+
+def test_a_placeholder_that_landed_but_timed_out_is_found_not_refused(bot: BotUnderTest) -> None:
+    """Slack posted the placeholder but answered after the client's timeout for the whole retry window:
+    the intake finds it by its metadata and queues the question, rather than telling the asker that Slack
+    failed beside an "Explaining…" that would never change (soak seed 3)."""
+    replier = bot.services.flow.replier
+    replier.client.timeout = 1
+    replier.window_s = 2.0
+    channel = unique("C")
+    bot.fake.answer_late("chat.postMessage", 3.0, channel=channel, times=20)
+    reply = bot.command(f"Who gave their name to Normandy? | {PASSAGE}", channel=channel)
+    assert reply.status == 200
+    wait_until(lambda: [j for j in bot.jobs() if j.reply_to.channel == channel], timeout=30, what="the job")
+    time.sleep(3.5)  # the last late answers
+    assert len([m for m in bot.fake.messages_in(channel) if m.get("user") == "UBOT"]) == 1
+    assert bot.fake.calls("chat.postEphemeral", channel=channel) == []
+    assert bot.fake.responses(reply.response_id or "") == []
