@@ -144,9 +144,20 @@ class Intake:
         except redis.RedisError as exc:
             refusal = unavailable(exc)
             if refusal.code in WRITES_REFUSED:
+                if self._taken_already(key, token):
+                    return False  # a retry of a delivery taken before Redis refused writes: that one tells
                 log.warning("request %s not taken: Redis refuses writes (%s)", key, exc)
                 raise refusal from None
             return True
+
+    def _taken_already(self, key: str, token: str) -> bool:
+        """Whether another delivery holds `key`'s first-delivery claim (read: Redis still answers reads
+        when it refuses writes); False if that cannot be read either."""
+        try:
+            holder = self._queue.redis.get(self._queue.keys.once(key))
+        except redis.RedisError:
+            return False
+        return holder is not None and holder != token
 
     def first_request(self, key: str, tell: Callable[[blocks.Message], None]) -> bool:
         """False for a copy of a slash command or a form submission already taken (job key

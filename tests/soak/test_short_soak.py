@@ -27,8 +27,7 @@ SEEDS = [3]
 @pytest.mark.parametrize("seed", SEEDS)
 def test_short_soak_has_no_violation(seed: int, tiny_model_dir: Path, tmp_path: Path) -> None:
     result = run(Options(seed=seed, minutes=1.0, rate=0.7, log_dir=tmp_path / "logs", model=tiny_model_dir))
-    report = "\n".join(result.lines)
-    print(report)
+    report = "\n".join(result.lines)  # run() printed it too (pytest shows it with -s or on failure)
     assert result.summary["counts"].get("acknowledged", 0) >= 20, report  # the load really ran
     kinds = {"worker_kill", "bot_kill", "stall", "redis_restart", "partition_worker", "partition_bot", "slack_5xx",
              "slack_429", "slack_timeout", "slack_slow", "socket_disconnect", "redis_maxmemory"}

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 import pytest
 import redis
+from redis.exceptions import OutOfMemoryError  # type: ignore[attr-defined]  # missing from types-redis
 
 from bot.intake.submit import REPLAYED
 from tests.support.bot_harness import (
@@ -541,3 +542,23 @@ def test_a_placeholder_that_landed_but_timed_out_is_found_not_refused(bot: BotUn
     assert len([m for m in bot.fake.messages_in(channel) if m.get("user") == "UBOT"]) == 1
     assert bot.fake.calls("chat.postEphemeral", channel=channel) == []
     assert bot.fake.responses(reply.response_id or "") == []
+
+
+def test_a_retry_while_redis_refuses_writes_says_nothing_when_the_first_delivery_was_taken(
+        bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis filled up after the first delivery of a mention took it: Slack's retry cannot claim, but
+    it can read that the first one did, so it tells the asker nothing (the first delivery gives the
+    question its one outcome; before soak seed 5, the retry said "my job queue is full" beside it)."""
+    channel = unique("C")
+    root = bot.fake.add_message(channel, {"user": "UAUTHOR", "text": PASSAGE})
+    event = bot.mention(channel, "Who gave their name to Normandy?", thread_ts=root["ts"])
+    bot.fake.wait_for(lambda: placeholders(bot.fake, channel), what="the placeholder")
+
+    def full(*args: object, **kwargs: object) -> bool:
+        raise OutOfMemoryError("command not allowed when used memory > 'maxmemory'.")
+
+    monkeypatch.setattr(bot.queue, "claim_once", full)
+    assert bot.event(event, retry_num=1).status == 200
+    time.sleep(1.5)
+    assert bot.fake.calls("chat.postEphemeral", channel=channel) == []
+    assert len(placeholders(bot.fake, channel)) == 1
