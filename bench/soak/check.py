@@ -22,6 +22,7 @@ from bot.intake.extract import PdfLimits
 from bot.intake.files import pdf_text
 from bot.ui.blocks import ACTION_OTHER_ANSWERS, mrkdwn, shorten
 from explain_core import defaults
+from explain_core.errors import Unavailable
 from tests.support.slack_fake import Call, SlackFake
 
 PENDING = "Explaining “"
@@ -30,7 +31,9 @@ MARKER = re.compile(r"Zq(\d+)x")
 SCORE_TOLERANCE = 1e-4
 OTHER_ANSWERS = "Top answers to “"  # "Other answers" posts them in the thread once, then tells a clicker they are there
 IN_THREAD = "*thread"
-UNREACHABLE = "I can't reach my job queue"
+# README ("Redis in production"): while Redis cannot be reached or refuses writes, a second delivery
+# of an event cannot be recognised as one, so its asker may also read one of these private notices.
+REDIS_NOTICES = tuple(Unavailable.WHY.values())
 PERCENT = re.compile(r"\((<1%|\d+%)\)$")
 
 
@@ -59,13 +62,7 @@ class Seen:
             at, kind, text = states[-1]
             if kind != "pending":
                 out.append((at, kind, text))
-        private: dict[str, tuple[float, str, str]] = {}
-        for at, _, text in sorted(self.private):
-            # README ("Every question ends in one outcome"): while Redis is unreachable, a second
-            # delivery of an event to another process repeats this private notice; one counts.
-            key = text if text.startswith(UNREACHABLE) else f"{at} {text}"
-            private.setdefault(key, (at, "told", text))
-        return sorted(out + list(private.values()))
+        return sorted(out + [(at, "told", text) for at, _, text in self.private])
 
 
 def read_record(fake: SlackFake, questions: list[Question]) -> dict[str, Seen]:
@@ -180,6 +177,8 @@ def check(questions: list[Question], fake: SlackFake, reference: Reference, boun
         if placeholder is not None:
             verdict.to_placeholder.append(placeholder - q.asked_at)
         finals = seen.finals()
+        if len(finals) > 1 and sum(what.startswith("deliver event") for _, what in q.story) > 1:
+            finals = [f for f in finals if not (f[1] == "told" and f[2].startswith(REDIS_NOTICES))] or finals[:1]
         if not finals:
             verdict.violate("silence", q, f"nothing final shown (bound {bound_s:.0f} s)", seen)
             continue
