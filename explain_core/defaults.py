@@ -54,7 +54,9 @@ MAX_FILE_BYTES = 10 * 1024 * 1024  # QA_MAX_FILE_BYTES: checked before downloadi
 MAX_PDF_PAGES = 50  # QA_MAX_PDF_PAGES
 # A PDF is read in a child process with these limits (bot/intake/extract.py); a file that needs more is refused.
 PDF_CPU_S = 5  # QA_PDF_CPU_S: CPU seconds to read one PDF (an honest 50-page report needs under 1)
-PDF_MEMORY_MB = 512  # QA_PDF_MEMORY_MB: address space of the reading process (Python and pypdf take ~55)
+# QA_PDF_MEMORY_MB: address space of the reading process (Python and pypdf take ~55); the reader's own budgets on
+# what a file holds (bot/intake/extract.py) stop the costliest file near 150 MB, so this is a backstop.
+PDF_MEMORY_MB = 256
 PDF_TIMEOUT_S = 10.0  # QA_PDF_TIMEOUT_S: wall-clock time to read one PDF, and to wait for a free reader
 PDF_READERS = 2  # QA_PDF_READERS: PDFs read at once by one bot process, so a burst costs at most this many
 DOWNLOAD_TIMEOUT_S = 10.0  # QA_DOWNLOAD_TIMEOUT_S: total time for one file download

@@ -4,8 +4,9 @@ failover (the primary SIGKILLed, its replica promoted) costs no restart and no s
 Real processes: a primary, its replica and three sentinels (`tests.support.redis_server.
 SentinelCluster`, failover in about 2 s), a real TensorFlow worker with the tiny model, the
 real bot (HTTP mode, its result consumer and sweeper) on the Slack fake; all of them given only
-REDIS_SENTINELS and REDIS_SENTINEL_MASTER. One question is written to the primary alone (the
-replica cut off) just before the kill, which is what a failover loses: its asker must be told.
+REDIS_SENTINELS and REDIS_SENTINEL_MASTER. Just before the kill, one question is queued and
+replicated (it must be answered after the failover) and one is written to the primary alone, the
+replica cut off, which is what a failover loses: its asker must be told.
 """
 from __future__ import annotations
 
@@ -117,19 +118,22 @@ def test_after_a_failover_both_processes_answer_and_a_lost_question_is_told(
     worker.wait_ready()
     assert final_text(bot, ask(bot, "UBEFORE")).startswith(("Answer: ", "No answer in this passage"))
 
-    # A question the primary takes alone: the replica is cut off, and the worker is stopped with its
-    # waiting read closed (else the primary would hand it the job, and the worker would answer it).
-    assert worker.proc is not None
+    # The worker is stopped with its waiting read closed, so that the jobs below stay in the stream
+    # (else the primary would hand them to it at once): one the replica gets too, then one the
+    # primary takes alone, the replica cut off.
+    assert worker.proc is not None and cluster.replica is not None
     worker.proc.send_signal(signal.SIGSTOP)
     try:
         time.sleep(0.1)
-        primary = cluster.client(cluster.primary)
+        primary, replica = cluster.client(cluster.primary), cluster.client(cluster.replica)
         for client in primary.client_list():
             if client["cmd"] in ("xreadgroup", "xread"):
                 primary.client_kill_filter(_id=client["id"])
+        kept = ask(bot, "UKEPT")
+        wait_until(lambda: replica.xlen(f"{NAMESPACE}:jobs") == 1, what="the first job on the replica")
         cluster.cut_replica()
         lost = ask(bot, "ULOST")
-        wait_until(lambda: primary.xlen(f"{NAMESPACE}:jobs") == 1, what="the job on the old primary")
+        wait_until(lambda: primary.xlen(f"{NAMESPACE}:jobs") == 2, what="the second job on the old primary")
         killed = cluster.kill_primary()
     finally:
         worker.proc.send_signal(signal.SIGCONT)
@@ -139,11 +143,14 @@ def test_after_a_failover_both_processes_answer_and_a_lost_question_is_told(
 
     assert final_text(bot, lost).startswith("I lost your question: my job queue")
     told_s = time.monotonic() - killed
+    assert final_text(bot, kept).startswith(("Answer: ", "No answer in this passage"))  # queued before, kept
+    kept_s = time.monotonic() - killed
     after = ask(bot, "UAFTER")
     assert final_text(bot, after).startswith(("Answer: ", "No answer in this passage"))
     answered_s = time.monotonic() - killed
     print(f"\nfailover: replica promoted {promoted_s:.1f} s after the SIGKILL; lost question told at "
-          f"{told_s:.1f} s; a new question answered at {answered_s:.1f} s")
+          f"{told_s:.1f} s; the question queued before answered at {kept_s:.1f} s; a new one answered at "
+          f"{answered_s:.1f} s")
 
     assert worker.alive  # the same processes, never restarted
     assert redis_check(target)() is None
@@ -151,7 +158,7 @@ def test_after_a_failover_both_processes_answer_and_a_lost_question_is_told(
         assert page.status == 200
     [up] = [m for m in QueueCollector(JobQueue(target.client(5), NAMESPACE)).collect() if m.name == "qa_redis_up"]
     assert up.samples[0].value == 1
-    for channel in (lost, after):  # one final message each, never a second
+    for channel in (kept, lost, after):  # one final message each, never a second
         assert len([c for c in bot.fake.calls("chat.update", channel=channel) if c.status == 200]) == 1
     assert "Redis at" in worker.log() and "Traceback" not in worker.log()
     with pytest.raises(redis.ConnectionError):

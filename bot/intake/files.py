@@ -101,11 +101,14 @@ def _pdf_refusal(found: Extracted, name: str, limits: PdfLimits) -> InputError:
         return InputError("pdf_encrypted", f"{name} is encrypted with a password. Upload a copy without one, "
                                            "or paste the text.")
     if found.outcome == "too_slow":
-        return InputError("pdf_too_slow", f"{name} took too long to read (I give a PDF {limits.cpu_s} seconds "
+        return InputError("pdf_too_slow", f"{name} took too long to read (I give a PDF {count(limits.cpu_s, 'second')} "
                                           "of work). " + paste)
     if found.outcome == "too_big":
         return InputError("pdf_too_big", f"{name} needs more memory to read than I give a PDF "
-                                         f"({limits.memory_mb} MB). " + paste)
+                                         f"({number(limits.memory_mb)} MB). " + paste)
+    if found.outcome == "busy":  # the reader had CPU time left: the machine, not the file, was slow
+        return InputError("pdf_busy", f"I'm too busy to finish reading {name} right now. "
+                                      "Please ask again in a minute.")
     return InputError("pdf_unreadable", f"I could not read {name} as a PDF. Is the file damaged?")
 
 

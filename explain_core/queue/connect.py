@@ -69,10 +69,10 @@ class RedisTarget:
 
     def where(self) -> str:
         """Where the data is, for logs and messages: never a password."""
-        db = parse_url(self.url).get("db", 0)
+        options = parse_url(self.url)
+        db = options.get("db", 0)
         if self.sentinels:
             return f"Sentinel master {self.master!r} via {','.join(f'{h}:{p}' for h, p in self.sentinels)}, db {db}"
-        options = parse_url(self.url)
         return f"{options.get('host', options.get('path', 'localhost'))}:{options.get('port', 6379)}/{db}"
 
     def client(self, timeout_s: float, *, connect_timeout_s: float | None = None, decode_responses: bool = True,

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.bot_harness import BotUnderTest, make_pdf, module_redis, settings_for, slack, unique, wait_until
+from tests.support.bot_harness import BotUnderTest, module_redis, settings_for, slack, unique, wait_until
+from tests.support.pdfs import make_pdf
 from tests.support.redis_server import RedisServer
 from tests.support.slack_fake import BOT_USER_ID, SlackFake
 from tests.support.worker_process import WorkerProcess

@@ -345,43 +345,6 @@ def module_redis() -> Iterator[RedisServer]:
     server.close()
 
 
-def make_pdf(pages: list[str]) -> bytes:
-    """A real PDF with a text layer: one page per string (Helvetica, one line per page).
-
-    An empty string makes a page with no text at all, i.e. what a scan looks like to a
-    text extractor. Written by hand (pypdf cannot typeset), with a correct xref table.
-    """
-    objects: list[bytes] = [b"", b""]  # 1: catalog, 2: pages (filled in below)
-    font_id = 3
-    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    kids = []
-    for text in pages:
-        escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-        stream = f"BT /F1 12 Tf 72 720 Td ({escaped}) Tj ET".encode("latin-1") if text else b""
-        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
-        content_id = len(objects)
-        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
-                       b"/Resources << /Font << /F1 %d 0 R >> >> >>" % (content_id, font_id))
-        kids.append(len(objects))
-    objects[0] = b"<< /Type /Catalog /Pages 2 0 R >>"
-    objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(b"%d 0 R" % k for k in kids), len(kids))
-    return pdf_from_objects(objects)
-
-
-def pdf_from_objects(objects: list[bytes]) -> bytes:
-    """A PDF file of `objects` (object n is `objects[n - 1]`, object 1 the catalog), with a correct xref table."""
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
-
-
 ENTRY = [sys.executable, "-c", "from bot.app import main; raise SystemExit(main())"]  # what qa-bot runs
 
 

@@ -12,7 +12,8 @@ from bot.services import web_client
 from bot.settings import BotSettings
 from explain_core.errors import InputError
 from explain_core.queue import Keys
-from tests.support.bot_harness import make_pdf, settings_for, slack
+from tests.support.bot_harness import settings_for, slack
+from tests.support.pdfs import make_pdf
 from tests.support.slack_fake import SlackFake
 
 __all__ = ["slack"]

@@ -1,16 +1,21 @@
 """Bounded cost for every file: PDF bombs, long text and encrypted PDFs, read by real child
 processes (`bot.intake.extract`) and, end to end, by the bot driven with signed requests.
 
-The bombs are built here, small on disk: one compressed content stream that expands to
-millions of characters, pages sharing one such stream, and a form drawn thousands of times.
-Before the sandbox a 69 KB bomb of the first kind cost the bot 40 s of CPU and returned 32
-million characters, which were cached in Redis before the passage limit refused them.
+The bombs (tests/support/pdfs.py) are small on disk: one compressed content stream that expands
+to millions of characters, pages sharing one such stream, a form drawn thousands of times, a page
+of drawing operators. Before the sandbox a 69 KB bomb of the first kind cost the bot 40 s of CPU
+and returned 32 million characters, which were cached in Redis before the passage limit refused
+them; with the sandbox but before the reader's budgets, a 100 KB one cost the reader child 4.5 s
+of CPU and 489 MB, and was told "took too long" or "needs more memory" as the machine was loaded.
 """
 from __future__ import annotations
 
+import contextlib
 import io
+import os
+import resource
 import subprocess
-import zlib
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -19,61 +24,16 @@ from pypdf import PdfReader, PdfWriter
 from bot.intake.extract import PdfLimits, read_pdf
 from bot.intake.files import FileReader
 from bot.services import web_client
+from explain_core import defaults
 from explain_core.errors import InputError
-from tests.support.bot_harness import (
-    BotUnderTest,
-    make_pdf,
-    module_redis,
-    pdf_from_objects,
-    settings_for,
-    slack,
-    unique,
-)
+from tests.support.bot_harness import BotUnderTest, module_redis, settings_for, slack, unique
+from tests.support.pdfs import drawing, form_bomb, letters, make_pdf, repeated_stream, shared_stream
 from tests.support.redis_server import RedisServer
 from tests.support.slack_fake import SlackFake
 
 __all__ = ["module_redis", "slack"]  # fixtures used by name
 
 LIMIT = 5_000  # QA_MAX_PASSAGE_CHARS for these tests: small, so that honest files fill it cheaply
-FONT = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
-SHOW = b"(" + b"A" * 1000 + b") Tj\n"  # one operator that shows 1,000 characters
-
-
-def _stream(content: bytes, extra: bytes = b"") -> bytes:
-    packed = zlib.compress(content, 9)
-    return b"<< %s/Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (extra, len(packed), packed)
-
-
-def _pages(kids: list[int]) -> bytes:
-    return b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(b"%d 0 R" % k for k in kids), len(kids))
-
-
-def _page(contents: int, resources: bytes = b"") -> bytes:
-    return (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
-            b"/Resources << /Font << /F1 3 0 R >> %s >> >>" % (contents, resources))
-
-
-def repeated_stream(shows: int) -> bytes:
-    """One page whose compressed content stream shows `shows` x 1,000 characters."""
-    content = b"BT /F1 12 Tf 72 720 Td\n" + SHOW * shows + b"ET"
-    return pdf_from_objects([b"<< /Type /Catalog /Pages 2 0 R >>", _pages([5]), FONT, _stream(content), _page(4)])
-
-
-def shared_stream(pages: int, shows: int) -> bytes:
-    """`pages` pages that all draw the same content stream."""
-    content = b"BT /F1 12 Tf 72 720 Td\n" + SHOW * shows + b"ET"
-    kids = list(range(5, 5 + pages))
-    return pdf_from_objects([b"<< /Type /Catalog /Pages 2 0 R >>", _pages(kids), FONT, _stream(content)]
-                            + [_page(4) for _ in kids])
-
-
-def form_bomb(invocations: int) -> bytes:
-    """One page drawing, `invocations` times, a form that shows a million characters."""
-    form = _stream(b"BT /F1 12 Tf 72 720 Td\n" + SHOW * 1000 + b"ET",
-                   b"/Type /XObject /Subtype /Form /BBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> ")
-    page_content = _stream(b"/X0 Do\n" * invocations)
-    return pdf_from_objects([b"<< /Type /Catalog /Pages 2 0 R >>", _pages([6]), FONT, page_content, form,
-                             _page(4, b"/XObject << /X0 5 0 R >>")])
 
 
 def encrypted(password: str, algorithm: str) -> bytes:
@@ -85,8 +45,8 @@ def encrypted(password: str, algorithm: str) -> bytes:
 
 
 def limits(**overrides: object) -> PdfLimits:
-    return PdfLimits(**{"max_chars": LIMIT, "max_pages": 50, "cpu_s": 5, "memory_mb": 512, "timeout_s": 20.0,
-                        **overrides})  # type: ignore[arg-type]
+    return PdfLimits(**{"max_chars": LIMIT, "max_pages": 50, "cpu_s": defaults.PDF_CPU_S,
+                        "memory_mb": defaults.PDF_MEMORY_MB, "timeout_s": 20.0, **overrides})  # type: ignore[arg-type]
 
 
 @pytest.fixture(autouse=True)
@@ -96,16 +56,16 @@ def small_passages(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # -- the reader process ---------------------------------------------------------------------
 @pytest.mark.parametrize("bomb", [
-    pytest.param(lambda: repeated_stream(4000), id="4M characters in one 9 KB stream"),
-    pytest.param(lambda: shared_stream(5, 1000), id="5 pages sharing one stream"),
-    pytest.param(lambda: form_bomb(5000), id="a 1M-character form drawn 5,000 times"),
+    pytest.param(lambda: repeated_stream(900), id="900K characters in one 3 KB stream"),
+    pytest.param(lambda: shared_stream(5, 900), id="5 pages sharing one stream"),
+    pytest.param(lambda: form_bomb(5000), id="a 900K-character form drawn 5,000 times"),
 ])
 def test_bombs_stop_at_the_passage_limit(bomb) -> None:  # type: ignore[no-untyped-def]
     data = bomb()
     assert len(data) < 20_000
     found = read_pdf(data, limits())
     assert (found.outcome, found.text) == ("too_long", "")
-    assert 0 < found.peak_mb < 512 and found.cpu_s > 0  # the child answered, within its limits
+    assert 0 < found.peak_mb < defaults.PDF_MEMORY_MB and found.cpu_s > 0  # the child answered, within its limits
 
 
 def test_text_up_to_the_limit_is_read_whole() -> None:
@@ -115,18 +75,75 @@ def test_text_up_to_the_limit_is_read_whole() -> None:
     assert read_pdf(make_pdf([page] * 5 + ["yy"]), limits()).outcome == "too_long"
 
 
-def test_a_reader_over_its_cpu_limit_is_killed() -> None:
-    # No passage limit to stop it: drawing the form 5,000 times would take minutes.
-    assert read_pdf(form_bomb(5000), limits(max_chars=10**9, cpu_s=1)).outcome == "too_slow"
+# 100 KB bombs, and the files that cost the most within the budgets (what the reader may take on).
+COSTLY = {
+    "100 KB: a stream of 45M characters": (lambda: repeated_stream(45_000), "too_big"),
+    "100 KB: 4.6M rectangles in one stream": (lambda: drawing(1, 4_650_000), "too_big"),
+    "100 KB: 9.7M one-letter texts in one stream": (lambda: letters(1, 9_740_000), "too_big"),
+    "a form of 1M characters drawn 5,000 times": (lambda: form_bomb(5000, 1000), "too_big"),
+    "under a stream's budgets: 990 KB of text": (lambda: repeated_stream(985), "too_long"),
+    "under a stream's budgets: 19,000 rectangles": (lambda: drawing(1, 19_000), "text"),
+    "the same on 50 pages": (lambda: drawing(50, 19_000), "too_slow"),
+    "a form of 990 KB of text drawn 5,000 times": (lambda: form_bomb(5000, 985), "too_long"),
+}
 
 
-def test_a_reader_over_its_wall_clock_limit_is_killed() -> None:
-    assert read_pdf(form_bomb(5000), limits(max_chars=10**9, timeout_s=1.0)).outcome == "too_slow"
+@pytest.mark.parametrize("name", COSTLY)
+def test_any_file_costs_a_reader_at_most_5_s_and_256_mb(name: str) -> None:
+    """The reader's budgets stop each file by what it holds, long before its process limits: the
+    same answer whatever the load, decided by the file (`bot.intake.extract`); with the default
+    passage limit, which holds the text shown."""
+    build, outcome = COSTLY[name]
+    data = build()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    found = read_pdf(data, limits(max_chars=defaults.MAX_PASSAGE_CHARS))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    print(f"\n{name} ({len(data):,} bytes): {found.outcome}, {cpu_s:.2f} s CPU, peak {found.peak_mb:.0f} MB")
+    assert found.outcome == outcome
+    assert 0 < found.peak_mb <= 256 and cpu_s <= 5.0  # the child's own peak (VmHWM) and its CPU time
+    assert found.peak_mb <= 150 and found.cpu_s <= 3.0  # and with room to spare: a budget stopped it
 
 
-def test_a_reader_over_its_memory_limit_is_stopped() -> None:
-    # 70 MB of content to inflate and parse, from 150 KB: more than 128 MB of address space.
-    assert read_pdf(repeated_stream(70_000), limits(max_chars=10**9, memory_mb=128)).outcome == "too_big"
+@contextlib.contextmanager
+def crowded() -> Iterator[None]:
+    """A loaded machine, for this process and the readers it starts: all on one CPU with three
+    processes that spin on it, so a reader gets about a quarter of a CPU."""
+    cpu = min(os.sched_getaffinity(0))
+    before = os.sched_getaffinity(0)
+    spin = f"import os; os.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"
+    spinners = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(3)]
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
+def test_a_bomb_is_told_the_same_on_an_idle_and_a_loaded_machine() -> None:
+    """Measured before: a bomb that needed more memory than a reader gets was told so on an idle
+    machine and "took too long" on a loaded one (the wall-clock deadline fired first)."""
+    bombs = [repeated_stream(45_000), drawing(1, 4_650_000), letters(1, 9_740_000), form_bomb(5000, 1000)]
+    idle = [read_pdf(data, limits(max_chars=defaults.MAX_PASSAGE_CHARS)) for data in bombs]
+    with crowded():
+        loaded = [read_pdf(data, limits(max_chars=defaults.MAX_PASSAGE_CHARS, timeout_s=defaults.PDF_TIMEOUT_S))
+                  for data in bombs]
+    assert [found.outcome for found in idle] == [found.outcome for found in loaded] == ["too_big"] * 4
+    assert all(found.cpu_s < 1.0 for found in idle + loaded)  # stopped by a budget: the file decides
+
+
+def test_a_reader_over_its_cpu_limit_is_stopped_and_says_what_it_used() -> None:
+    # No budget stops it: without a passage limit, 10 pages showing 985,000 characters each take seconds.
+    found = read_pdf(shared_stream(10, 985), limits(max_chars=10**9, cpu_s=1))
+    assert found.outcome == "too_slow" and 0.9 <= found.cpu_s < 2.5 and found.peak_mb > 0
+
+
+def test_a_reader_killed_at_its_deadline_with_cpu_time_left_says_the_machine_is_busy() -> None:
+    """The deadline alone: a loaded machine, not the file (before: "took too long", wrongly)."""
+    assert read_pdf(make_pdf(["fine"]), limits(timeout_s=0.05)).outcome == "busy"  # not even started
 
 
 @pytest.mark.parametrize("algorithm", ["AES-128", "AES-256", "RC4-128"])
@@ -171,7 +188,7 @@ def refusal(call) -> InputError:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("name, data, code, words", [
-    ("bomb.pdf", repeated_stream(4000), "passage_too_long",
+    ("bomb.pdf", repeated_stream(900), "passage_too_long",
      f"bomb.pdf is too large to read: it holds more than {LIMIT:,} characters"),
     ("locked.pdf", encrypted("secret", "AES-256"), "pdf_encrypted", "locked.pdf is encrypted with a password"),
     ("long.txt", b"word " * LIMIT, "passage_too_long", "long.txt is too large to read"),
@@ -181,6 +198,12 @@ def test_each_refusal_says_what_happened(slack: SlackFake, reader: FileReader, n
                                          code: str, words: str) -> None:
     problem = refusal(lambda: reader.read_file(slack.add_file(name, data)))
     assert problem.code == code and problem.message.startswith(words)
+
+
+def test_a_reader_cut_off_by_a_busy_machine_says_so(slack: SlackFake) -> None:
+    reader = file_reader(slack, pdf_timeout_s=0.05)  # not even time to start: the machine, not the file
+    problem = refusal(lambda: reader.read_file(slack.add_file("fine.pdf", make_pdf(["fine"]))))
+    assert problem.code == "pdf_busy" and problem.message.startswith("I'm too busy to finish reading fine.pdf")
 
 
 def test_files_share_what_is_left_of_the_passage(slack: SlackFake, reader: FileReader) -> None:
@@ -217,8 +240,8 @@ def stored(bot: BotUnderTest) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("name, data", [
-    ("bomb.pdf", repeated_stream(4000)),
-    ("pages.pdf", shared_stream(5, 1000)),
+    ("bomb.pdf", repeated_stream(900)),
+    ("pages.pdf", shared_stream(5, 900)),
     ("forms.pdf", form_bomb(5000)),
     ("long.txt", b"word " * LIMIT),
 ], ids=["bomb.pdf", "pages.pdf", "forms.pdf", "long.txt"])
@@ -237,6 +260,6 @@ def test_a_thread_about_an_oversized_file_caches_and_queues_nothing(bot: BotUnde
 
 def test_files_alone_at_the_top_level_are_refused_at_once(bot: BotUnderTest) -> None:
     channel = unique("C")
-    bot.mention(channel, "", files=[bot.fake.add_file("bomb.pdf", repeated_stream(4000))])
+    bot.mention(channel, "", files=[bot.fake.add_file("bomb.pdf", repeated_stream(900))])
     assert "bomb.pdf is too large to read" in bot.wait_ephemeral(channel, timeout=30)["text"]
     assert not [key for key in stored(bot) if ":doc:" in key]

@@ -20,7 +20,6 @@ from tests.support.bot_harness import (
     USER,
     BotUnderTest,
     command_payload,
-    make_pdf,
     module_redis,
     settings_for,
     slack,
@@ -28,6 +27,7 @@ from tests.support.bot_harness import (
     view_submission_payload,
     wait_until,
 )
+from tests.support.pdfs import make_pdf
 from tests.support.redis_server import RedisServer
 from tests.support.slack_fake import BOT_USER_ID, TEAM_ID, SlackFake
 
