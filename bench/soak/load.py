@@ -25,13 +25,13 @@ from tests.support.bot_harness import (
     command_payload,
     direct_message_event,
     event_callback,
-    make_pdf,
     mention_event,
     message_shortcut_payload,
     opened_view,
     signed_headers,
     view_submission_payload,
 )
+from tests.support.pdfs import make_pdf
 from tests.support.slack_fake import SlackFake
 from tests.support.tiny_models import CORPUS
 
