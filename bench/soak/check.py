@@ -22,7 +22,7 @@ from bot.intake.extract import PdfLimits
 from bot.intake.files import pdf_text
 from bot.ui.blocks import ACTION_OTHER_ANSWERS, mrkdwn, shorten
 from explain_core import defaults
-from explain_core.errors import Unavailable
+from explain_core.errors import InputError, Unavailable
 from tests.support.slack_fake import Call, SlackFake
 
 PENDING = "Explaining “"
@@ -220,7 +220,11 @@ def _check_answer(verdict: Verdict, q: Question, text: str, reference: Reference
     if not q.expects_answer:
         verdict.violate("bad_input_answered", q, "an answer to input that should be refused", seen)
         return
-    answer, score, no_answer = reference.answer(q)
+    try:
+        answer, score, no_answer = reference.answer(q)
+    except InputError as exc:  # the bot read the passage, so explain_core must too
+        verdict.violate("reference", q, f"explain_core refused the passage the bot answered from: {exc}", seen)
+        return
     expected = "No answer in this passage" if no_answer else f"Answer: {mrkdwn(shorten(answer, 200))}"
     shown = PERCENT.sub("", text).rstrip()
     if shown != expected:
