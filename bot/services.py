@@ -19,7 +19,7 @@ from bot.intake.documents import Documents
 from bot.intake.files import FileReader
 from bot.intake.submit import Intake
 from bot.metrics import BotMetrics
-from bot.outcome.replies import Lanes, Replier
+from bot.outcome.replies import REPLY_TIMEOUT_S, Lanes, Replier
 from bot.outcome.tracking import Outcomes, StatusEdits, Tracker
 from bot.settings import BotSettings
 from bot.slack_client import SlackClient, web_client
@@ -32,7 +32,6 @@ from explain_core.queue.feedback import Votes
 from explain_core.queue.purge import forget_org, forget_team
 
 CONTEXT_KEY = "qa_services"
-REPLY_TIMEOUT_S = 30  # a slow Slack that still answers is waited for, rather than asked twice
 
 
 @dataclass(frozen=True)

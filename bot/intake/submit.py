@@ -33,13 +33,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import redis
 
 from bot.intake.documents import Document, Documents
 from bot.metrics import BotMetrics, entry_point
-from bot.outcome.replies import Replier, SlackFailed, tag
+from bot.outcome.replies import REPLY_TIMEOUT_S, Replier, SlackFailed, tag
 from bot.outcome.tracking import Leases, Local, Outcome, Outcomes, Placeholder, Tracker
 from bot.ui import blocks
 from bot.ui.answers import Asked, Recent
@@ -56,6 +56,10 @@ log = logging.getLogger(__name__)
 # How long a listener retries Slack for the placeholder (and a refusal) before telling the
 # asker that Slack is failing: someone is waiting for it, and the listener holds a thread.
 LISTENER_RETRY_S = 60.0
+# How long after its journal entry a question may still be on its way to a recorded placeholder
+# in a live process: the placeholder's retries, a last Slack call's timeout, the record. Past it,
+# the sweeper (any process) takes the process for dead and tells the asker the question was lost.
+INTAKE_GRACE_S = LISTENER_RETRY_S + 2 * REPLY_TIMEOUT_S
 REPLAYED = "I got this request again and took it only once: its answer comes in my first reply."
 
 
@@ -141,9 +145,20 @@ class Intake:
         except redis.RedisError as exc:
             refusal = unavailable(exc)
             if refusal.code in WRITES_REFUSED:
+                if self._taken_already(key, token):
+                    return False  # a retry of a delivery taken before Redis refused writes: that one tells
                 log.warning("request %s not taken: Redis refuses writes (%s)", key, exc)
                 raise refusal from None
             return True
+
+    def _taken_already(self, key: str, token: str) -> bool:
+        """Whether another delivery holds `key`'s first-delivery claim (read: Redis still answers reads
+        when it refuses writes); False if that cannot be read either."""
+        try:
+            holder = self._queue.redis.get(self._queue.keys.once(key))
+        except redis.RedisError:
+            return False
+        return holder is not None and holder != token
 
     def first_request(self, key: str, tell: Callable[[blocks.Message], None]) -> bool:
         """False for a copy of a slash command or a form submission already taken (job key
@@ -197,8 +212,69 @@ class Intake:
             raise unavailable(exc) from None
         asker = ask.user if ask.show_asker else None
         question = blocks.shorten(ask.question, blocks.QUESTION_SHOWN_MAX)
+        workspace = current() or Workspace(ask.team)  # the listener's: its installation answers
+        started = time.time()
+        pending = Placeholder(key=ask.key, team=ask.team, channel=ask.channel, ts="", user=ask.user,
+                              question=question, posted_at=started, deadline=started + INTAKE_GRACE_S,
+                              thread_ts=ask.thread_ts, asker=asker, response_url=ask.response_url,
+                              doc_ts=ask.doc_ts or ask.thread_ts, asked_at=ask.asked_at,
+                              enterprise_id=workspace.enterprise_id,
+                              is_enterprise_install=workspace.is_enterprise_install)
         try:
-            ts = self._replier.post(ask.channel, ask.thread_ts, blocks.placeholder(ask.question, asker, waiting),
+            self._org_team(workspace, ask.team)
+            self._tracker.expect(pending)
+        except redis.RedisError as exc:
+            log.warning("could not journal the intake: Redis unavailable (%s)", exc)
+            raise unavailable(exc) from None
+        try:
+            return self._post_and_queue(ask, pending, waiting)
+        finally:
+            self._tracker.expected(ask.key)
+
+    def _org_team(self, workspace: Workspace, team: str) -> None:
+        """Before anything names `team` in Redis: a team of an org-wide install is listed under its
+        org, so that the org's uninstall forgets it too (`explain_core.queue.purge`)."""
+        if workspace.is_enterprise_install and workspace.enterprise_id:
+            note_org_team(self._queue.redis, self._queue.keys, workspace.enterprise_id, team)
+
+    @contextlib.contextmanager
+    def taking(self, key: str, team: str, channel: str, user: str, thread_ts: str | None,
+               question: str) -> Iterator[None]:
+        """Journal a message's question while its documents are read, before `submit` journals it
+        itself (a process killed while reading a file must not lose it in silence)."""
+        now = time.time()
+        workspace = current() or Workspace(team)
+        pending = Placeholder(key=key, team=team, channel=channel, ts="", user=user,
+                              question=blocks.shorten(question, blocks.QUESTION_SHOWN_MAX), posted_at=now,
+                              deadline=now + INTAKE_GRACE_S, thread_ts=thread_ts, doc_ts=thread_ts, asked_at=now,
+                              enterprise_id=workspace.enterprise_id,
+                              is_enterprise_install=workspace.is_enterprise_install)
+        try:
+            self._org_team(workspace, team)
+            self._tracker.expect(pending)
+        except redis.RedisError as exc:  # submit says so, if the question gets that far
+            log.warning("could not journal the question: Redis unavailable (%s)", exc)
+        try:
+            yield
+        finally:
+            self._tracker.expected(key)
+
+    def _post_and_queue(self, ask: Ask, pending: Placeholder, waiting: int) -> bool:
+        """Post the placeholder, record it, queue the job (the journal entry covers it until recorded).
+        A question whose placeholder is recorded already is a second delivery that got past the
+        first-delivery check (Redis was unreachable then): it posts nothing, since the first
+        placeholder will show the question's one outcome."""
+        try:
+            owner = self._tracker.owner(ask.key)
+        except redis.RedisError:
+            owner = None  # the record below decides
+        if owner is not None:
+            log.info("job %s already has its placeholder %s; this delivery is a duplicate", ask.key, owner.ts)
+            self._settled(ask.key, "duplicate")
+            return False
+        try:
+            ts = self._replier.post(ask.channel, ask.thread_ts, blocks.placeholder(ask.question, pending.asker,
+                                                                                   waiting),
                                     tag(ask.key), kind="placeholder",
                                     window_s=min(LISTENER_RETRY_S, self._replier.window_s))
         except SlackFailed as exc:
@@ -206,16 +282,8 @@ class Intake:
         now = time.time()
         self._metrics.to_placeholder.observe(max(0.0, now - ask.asked_at))
         step(log, "placeholder", ask.key, ts=ts, seconds=round(now - ask.asked_at, 3))
-        workspace = current() or Workspace(ask.team)  # the listener's: its installation answers
-        placeholder = Placeholder(key=ask.key, team=ask.team, channel=ask.channel, ts=ts, user=ask.user,
-                                  question=question, posted_at=now, deadline=now + self._deadline_s,
-                                  thread_ts=ask.thread_ts, asker=asker, response_url=ask.response_url,
-                                  doc_ts=ask.doc_ts or ask.thread_ts or ts, asked_at=ask.asked_at,
-                                  enterprise_id=workspace.enterprise_id,
-                                  is_enterprise_install=workspace.is_enterprise_install)
-        if workspace.is_enterprise_install and workspace.enterprise_id:
-            with contextlib.suppress(redis.RedisError):  # the record just below meets the same Redis, and says so
-                note_org_team(self._queue.redis, self._queue.keys, workspace.enterprise_id, ask.team)
+        placeholder = replace(pending, ts=ts, posted_at=now, deadline=now + self._deadline_s,
+                              doc_ts=pending.doc_ts or ts)
         self._tracker.begin(placeholder)
         try:
             owner = self._tracker.track(placeholder)

@@ -41,6 +41,8 @@ from explain_core.queue import ReplyTo
 
 log = logging.getLogger(__name__)
 
+REPLY_TIMEOUT_S = 30  # a slow Slack that still answers is waited for, rather than asked twice
+
 T = TypeVar("T")
 
 MAX_BACKOFF_S = 30.0
@@ -220,6 +222,9 @@ class Replier:
                     raise SlackFailed(failure, what) from None
                 wait = max(delay, failure.retry_after or 0.0, UNCLEAR_PAUSE_S if failure.sent and lookup else 0.0)
                 if elapsed + wait > window:
+                    if (failure.sent or unclear) and lookup is not None and (found := lookup()) is not None:
+                        log.info("%s: the last attempt had worked after all", what)
+                        return found  # else the caller would say it failed beside what it posted
                     log.warning("%s: giving up after %.0f s (%s)", what, elapsed, failure.error)
                     raise SlackFailed(failure, what, elapsed) from None
                 self._metrics.slack_retries.labels(method).inc()
@@ -249,7 +254,8 @@ class Replier:
         payload = {"job": job_tag, "kind": kind}
 
         def find() -> str | None:
-            return self._find_message(channel, thread_ts, payload, since)
+            found = self.find_message(channel, thread_ts, payload, since)
+            return None if found is None else str(found["ts"])
 
         if look_first and (found := find()) is not None:
             return found
@@ -381,6 +387,8 @@ class Replier:
             except SlackFailed as exc:
                 failed = exc
                 log.warning("could not update the placeholder %s in %s: %s", reply_to.ts, channel, exc.reason())
+                if exc.failure.sent and self._shows(channel, reply_to, job_tag, message):
+                    return Landing("updated", reply_to.ts)  # it landed after all: a second post would repeat it
         if failed is not None and failed.failure.transient:
             window = 0.0  # Slack has been failing for the whole window: one attempt at each other way
         if failed is None or not failed.failure.closed:
@@ -406,6 +414,13 @@ class Replier:
             return Landing("nowhere", None, reason)
 
     # -- lookups ------------------------------------------------------------------------------
+    def _shows(self, channel: str, reply_to: ReplyTo, job_tag: str, message: blocks.Message) -> bool:
+        """Whether the placeholder shows `message` already (an update whose answer never came)."""
+        assert reply_to.ts
+        found = self.find_message(channel, reply_to.thread_ts, {"job": job_tag, "kind": "placeholder"},
+                                  since=float(reply_to.ts) - 1)
+        return found is not None and found.get("text") == message.text
+
     def _history(self, channel: str, thread_ts: str | None, since: float) -> list[dict[str, Any]]:
         oldest = f"{since:.6f}"
         if thread_ts:
@@ -416,12 +431,14 @@ class Replier:
                                                           include_all_metadata=True)
         return list(response.get("messages") or [])
 
-    def _find_message(self, channel: str, thread_ts: str | None, payload: dict[str, str],
-                      since: float) -> str | None:
+    def find_message(self, channel: str, thread_ts: str | None, payload: dict[str, str],
+                     since: float) -> dict[str, Any] | None:
+        """The bot's message posted since `since` with the metadata `payload` ({"job": tag, "kind": ...});
+        None if there is none or Slack cannot say."""
         try:
             for message in self._history(channel, thread_ts, since):
                 if (message.get("metadata") or {}).get("event_payload") == payload:
-                    return str(message["ts"])
+                    return message
         except Exception as exc:  # a lookup is best effort: any failure means "not found"
             if classify(exc) is None:
                 raise

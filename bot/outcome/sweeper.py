@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 
 import redis
 
@@ -43,7 +44,9 @@ log = logging.getLogger(__name__)
 def outcome_message(placeholder: Placeholder, outcome: Outcome, deadline_s: float, *, redis_down: bool = False
                     ) -> blocks.Message:
     """What the asker reads in place of the placeholder: what happened and what to do."""
-    if outcome is Outcome.LOST:
+    if outcome is Outcome.CRASHED:
+        text = "I lost your question: I was restarted while taking it. Please ask it again."
+    elif outcome is Outcome.LOST:
         text = ("I lost your question: my job queue was restarted, or switched to its replica, and forgot it. "
                 "Please ask it again.")
     elif outcome is Outcome.UNQUEUED:
@@ -106,7 +109,48 @@ class Sweeper(Background):
                 continue  # the intake is showing its own refusal
             self._settle(placeholder, outcome)
             settled += 1
-        return settled
+        return settled + self._sweep_abandoned(now)
+
+    def _sweep_abandoned(self, now: float) -> int:
+        """Questions whose process died between Slack's acknowledgement and its placeholder's
+        record (`Tracker.abandoned`): claim CRASHED, then tell the asker (see `_tell_abandoned`)."""
+        told = 0
+        self._flow.tracker.close_unclosed()
+        for pending in self._flow.tracker.abandoned(now):
+            if self._is_busy(pending.key):
+                continue
+            if self._flow.outcomes.claim(pending.key, Outcome.CRASHED) is not Outcome.CRASHED:
+                self._flow.tracker.expected(pending.key)  # it has its outcome already
+                continue
+            if not self._leases.take(pending.key):
+                continue
+            with self._lock:
+                self._busy.add(pending.key)
+            self._flow.lanes.submit(pending.channel, lambda p=pending: self._tell_abandoned(p))  # type: ignore[misc]
+            told += 1
+        return told
+
+    def _tell_abandoned(self, pending: Placeholder) -> None:
+        """The placeholder the dead process may have posted says it was lost; without one, a reply
+        does. A placeholder that already says something else (the intake told the asker, then could
+        not close its journal entry) is left as it is."""
+        try:
+            with acting_for(Workspace.of(pending.reply_to())) as workspace:
+                if self._flow.serves(workspace):
+                    found = self._flow.replier.find_message(pending.channel, pending.thread_ts,
+                                                            {"job": tag(pending.key), "kind": "placeholder"},
+                                                            since=pending.posted_at - 5)
+                    if found is None or blocks.is_pending(str(found.get("text") or "")):
+                        placeholder = replace(pending, ts=str(found["ts"]) if found else "")
+                        self._tell(placeholder, Outcome.CRASHED,
+                                   outcome_message(placeholder, Outcome.CRASHED, self._settings.reply_deadline_s))
+            self._flow.tracker.expected(pending.key)
+        except Stopped:
+            pass
+        finally:
+            self._leases.release(pending.key)
+            with self._lock:
+                self._busy.discard(pending.key)
 
     def _verdict(self, placeholder: Placeholder, state: Local | None, now: float) -> Outcome | None:
         """What to tell the asker now, or None to keep waiting."""

@@ -54,10 +54,11 @@ class Outcome(StrEnum):
     LOST = "lost"  # Redis has no trace of a job that was queued (it lost its data)
     UNQUEUED = "unqueued"  # queueing failed on a Redis error and Redis does not know the job
     TIMEOUT = "timeout"  # no answer within the deadline
+    CRASHED = "crashed"  # the bot process taking the question died before its placeholder was recorded
 
 
 _KINDS = {Outcome.ANSWER: "answered", Outcome.FAILED: "told_why", Outcome.REFUSED: "refused", Outcome.LOST: "lost",
-          Outcome.UNQUEUED: "lost", Outcome.TIMEOUT: "deadline_passed"}
+          Outcome.UNQUEUED: "lost", Outcome.TIMEOUT: "deadline_passed", Outcome.CRASHED: "lost"}
 
 
 def counted_as(outcome: Outcome, reason: str = "") -> str:
@@ -177,12 +178,21 @@ class Tracker:
         self._keys = keys
         self._lock = threading.Lock()
         self._local: dict[str, _Entry] = {}
+        self._unclosed: set[str] = set()  # journal entries `expected` could not drop (Redis unreachable)
 
     # -- the intake ------------------------------------------------------------------------
     def begin(self, placeholder: Placeholder) -> None:
         """Remember a placeholder in memory before anything can fail, so it is never orphaned."""
         with self._lock:
             self._local[placeholder.key] = _Entry(placeholder, Local.SUBMITTING)
+
+    def owner(self, key: str) -> Placeholder | None:
+        """The placeholder recorded for `key`, if any (an unreadable record counts as none). Raises RedisError."""
+        record = cast("str | None", self._redis.get(self._keys.reply(key)))
+        try:
+            return None if record is None else Placeholder.from_json(record)
+        except SchemaError:
+            return None
 
     def track(self, placeholder: Placeholder) -> Placeholder | None:
         """Record the placeholder in Redis as its job key's owner. Returns the other placeholder
@@ -203,6 +213,74 @@ class Tracker:
         pipe.expire(self._keys.replies, Keys.REPLY_TTL_S)  # an idle deployment's list goes away
         pipe.execute()
         return None
+
+    # -- the intake journal: between Slack's acknowledgement and the placeholder's record -------
+    def expect(self, pending: Placeholder) -> None:
+        """Journal a question whose placeholder is about to be posted (`pending.ts` empty, its
+        `deadline` when the sweeper may decide its process died). Slack has been acknowledged,
+        so if this process dies before `track`, only this record says the question exists.
+        Raises RedisError."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(self._keys.intake(pending.key), pending.to_json(), ex=Keys.REPLY_TTL_S)
+        pipe.zadd(self._keys.intakes, {pending.key: pending.deadline})
+        pipe.expire(self._keys.intakes, Keys.REPLY_TTL_S)
+        pipe.execute()
+
+    def expected(self, key: str) -> None:
+        """The intake of `key` is over (its placeholder recorded, or the asker told): drop its
+        journal entry. A Redis error is logged: the sweeper drops it later (a recorded placeholder)
+        or, finding nothing recorded, tells the asker it was lost."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zrem(self._keys.intakes, key)
+        pipe.delete(self._keys.intake(key))
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("could not close the intake of %s (%s); retried once Redis answers", key, exc)
+            with self._lock:
+                self._unclosed.add(key)
+        else:
+            with self._lock:
+                self._unclosed.discard(key)
+
+    def close_unclosed(self) -> None:
+        """Drop the journal entries this process could not drop (its asker was told meanwhile, e.g.
+        "couldn't take it" while Redis was cut off), before any sweeper takes them for lost.
+        Raises RedisError (they stay to retry)."""
+        with self._lock:
+            keys = sorted(self._unclosed)
+        for key in keys:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.zrem(self._keys.intakes, key)
+            pipe.delete(self._keys.intake(key))
+            pipe.execute()
+            with self._lock:
+                self._unclosed.discard(key)
+
+    def abandoned(self, now: float) -> list[Placeholder]:
+        """Journalled questions past their grace whose placeholder was never recorded: the process
+        taking them died (or stalled past the grace) after acknowledging Slack. Entries whose
+        placeholder was recorded are the tracker's now and are dropped here. Raises RedisError."""
+        keys = cast("list[str]", self._redis.zrangebyscore(self._keys.intakes, "-inf", now, start=0,
+                                                           num=SNAPSHOT_MAX))
+        if not keys:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.exists(self._keys.reply(key))
+            pipe.get(self._keys.intake(key))
+        found = pipe.execute()
+        lost = []
+        for key, recorded, record in zip(keys, found[::2], found[1::2]):
+            if recorded or record is None:
+                self.expected(key)
+                continue
+            try:
+                lost.append(Placeholder.from_json(record))
+            except SchemaError:
+                log.error("dropping an unreadable intake record for %s", key)
+                self.expected(key)
+        return lost
 
     def mark(self, key: str, state: Local, reason: Outcome | None = None) -> None:
         with self._lock:

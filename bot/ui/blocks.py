@@ -149,6 +149,9 @@ def _question_line(question: str, asker: str | None) -> dict[str, Any]:
     return _line(_text("Question", bold=True), *who, _text(": "), _text(shorten(question, QUESTION_SHOWN_MAX)))
 
 
+PENDING = "Explaining"  # how every placeholder's text begins
+
+
 def _notification(prefix: str, question: str) -> str:
     return f"{prefix} “{mrkdwn(shorten(question, NOTIFICATION_QUESTION_MAX))}”"
 
@@ -171,8 +174,13 @@ def working(question: str, asker: str | None, stage: str, done: int = 0, total: 
     return _pending(question, asker, ":gear: Working on it: finding the answer and the words that mattered…")
 
 
+def is_pending(text: str) -> bool:
+    """Whether a message's text is a placeholder's (the question still on its way), not an outcome."""
+    return text.startswith(f"{PENDING} “")
+
+
 def _pending(question: str, asker: str | None, line: str, note: str = "") -> Message:
-    return Message(text=_notification("Explaining", question) + "…" + note,
+    return Message(text=_notification(PENDING, question) + "…" + note,
                    blocks=[_rich(_question_line(question, asker)), _context(line)])
 
 

@@ -25,6 +25,9 @@ Layout under a namespace `ns` (QA_NAMESPACE, default "qa"):
                                  and its replay told, a picture uploaded)
     ns:reply:<key>               the bot: the placeholder posted for a job (where, for whom, its deadline);
                                  written once before the job is queued, so it also names the job's owner
+    ns:intake:<key>              the bot: a question between its acknowledgement and its placeholder's record
+                                 (who asked, where), so that another process tells the asker if this one dies then
+    ns:intakes                   the bot: sorted set of those keys, scored by when the sweeper should look
     ns:replies                   the bot: sorted set of job keys whose placeholder awaits its final
                                  state, scored by deadline (the sweeper's work list)
     ns:outcome:<key>             the bot: who gave the question its one final outcome (answer, failed,
@@ -140,6 +143,13 @@ class Keys:
 
     def reply(self, job_key: str) -> str:
         return f"{self.namespace}:reply:{job_key}"
+
+    def intake(self, job_key: str) -> str:
+        return f"{self.namespace}:intake:{job_key}"
+
+    @property
+    def intakes(self) -> str:
+        return f"{self.namespace}:intakes"
 
     @property
     def replies(self) -> str:

@@ -97,6 +97,14 @@ class Reply:
         return json.loads(self.body) if self.body else None
 
 
+def signed_headers(body: str, content_type: str, *, secret: str = SIGNING_SECRET,
+                   timestamp: int | None = None) -> dict[str, str]:
+    """The headers Slack sends with `body`: its type, the time and the v0 signature over both."""
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    signature = SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body)
+    return {"Content-Type": content_type, "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature}
+
+
 def settings_for(fake: SlackFake, redis: str | RedisTarget, namespace: str, **overrides: Any) -> BotSettings:
     """The bot's settings for tests: `redis` is a URL, or a target (e.g. through Sentinel)."""
     return BotSettings(bot_token=BOT_TOKEN, mode="http", signing_secret=SIGNING_SECRET, api_url=fake.api_url,
@@ -128,6 +136,16 @@ def mention_event(fake: SlackFake, channel: str, text: str, *, thread_ts: str | 
     return {"type": "app_mention", "channel": channel, "user": user, "text": message["text"],
             "ts": message["ts"], "event_ts": message["ts"], **({"thread_ts": thread_ts} if thread_ts else {}),
             **({"files": files} if files else {})}
+
+
+def direct_message_event(fake: SlackFake, channel: str, text: str, *, thread_ts: str | None = None,
+                         files: list[dict] | None = None, user: str = USER) -> dict[str, Any]:
+    """Post a person's direct message to the bot into the fake; return its message.im event."""
+    message = fake.add_message(channel, {"user": user, "text": text, "thread_ts": thread_ts,
+                                         **({"files": files} if files else {})})
+    return {"type": "message", "channel": channel, "channel_type": "im", "user": user, "text": text,
+            "ts": message["ts"], "event_ts": message["ts"], **({"thread_ts": thread_ts} if thread_ts else {}),
+            **({"files": files, "subtype": "file_share"} if files else {})}
 
 
 def message_shortcut_payload(fake: SlackFake, channel: str, message: dict[str, Any],
@@ -227,10 +245,7 @@ class BotUnderTest:
     # -- requests ---------------------------------------------------------------------
     def post(self, body: str, content_type: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None,
              headers: dict[str, str] | None = None) -> Reply:
-        stamp = str(int(time.time()) if timestamp is None else timestamp)
-        signature = SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body)
-        all_headers = {"Content-Type": content_type, "X-Slack-Request-Timestamp": stamp,
-                       "X-Slack-Signature": signature, **(headers or {})}
+        all_headers = {**signed_headers(body, content_type, secret=secret, timestamp=timestamp), **(headers or {})}
         started = time.perf_counter()
         response = self.http.post(self.url, data=body.encode(), headers=all_headers, timeout=30)
         return Reply(response.status_code, response.text, time.perf_counter() - started)
@@ -260,11 +275,7 @@ class BotUnderTest:
 
     def direct_message(self, channel: str, text: str, *, thread_ts: str | None = None,
                        files: list[dict] | None = None, user: str = USER) -> dict[str, Any]:
-        message = self.fake.add_message(channel, {"user": user, "text": text, "thread_ts": thread_ts,
-                                                  **({"files": files} if files else {})})
-        event = {"type": "message", "channel": channel, "channel_type": "im", "user": user, "text": text,
-                 "ts": message["ts"], "event_ts": message["ts"], **({"thread_ts": thread_ts} if thread_ts else {}),
-                 **({"files": files, "subtype": "file_share"} if files else {})}
+        event = direct_message_event(self.fake, channel, text, thread_ts=thread_ts, files=files, user=user)
         reply = self.event(event)
         assert reply.status == 200, reply
         return event

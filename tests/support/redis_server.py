@@ -32,35 +32,42 @@ class RedisServer:
     promises to survive; without it a restart is a total loss by design.
     """
 
-    def __init__(self, appendonly: bool = True, *, replica_of: int | None = None,
-                 options: tuple[str, ...] = ()) -> None:
+    def __init__(self, appendonly: bool = True, *, replica_of: int | None = None, options: tuple[str, ...] = (),
+                 host: str = "127.0.0.1", wrap: tuple[str, ...] = (), primary_host: str | None = None) -> None:
+        """`replica_of`: the primary's port (on `primary_host`, by default this server's host);
+        `host`: the address it listens on; `wrap`: a command prefix it runs under (the soak's
+        `ip netns exec <host>`, to run it on a test host of its own)."""
         if shutil.which("redis-server") is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        self.host = host
+        self.wrap = wrap
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="qa-redis-"))
         self.appendonly = appendonly
-        self.replica_of = replica_of  # the primary's port on loopback
+        self.replica_of = replica_of  # the primary's port
+        self.primary_host = primary_host or host
         self.options = options  # more `--name value` arguments (e.g. a tiny maxmemory)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     def start(self) -> RedisServer:
         self.proc = subprocess.Popen(
             [
-                "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                *self.wrap, "redis-server", "--port", str(self.port), "--bind", self.host,
+                "--protected-mode", "no",
                 "--dir", str(self.dir), "--save", "",
                 "--appendonly", "yes" if self.appendonly else "no",
                 "--appendfsync", "always",
-                *(("--replicaof", "127.0.0.1", str(self.replica_of)) if self.replica_of else ()),
+                *(("--replicaof", self.primary_host, str(self.replica_of)) if self.replica_of else ()),
                 *self.options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        client = redis.Redis(port=self.port)
+        client = redis.Redis(host=self.host, port=self.port)
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -117,12 +124,17 @@ class SentinelCluster:
 
     MASTER = "qa-primary"
 
-    def __init__(self, down_after_ms: int = 1000, failover_timeout_ms: int = 20_000) -> None:
+    def __init__(self, down_after_ms: int = 1000, failover_timeout_ms: int = 20_000, *, appendonly: bool = False,
+                 hosts: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> None:
+        """`hosts`: (address, command prefix) of the primary's, the replica's and the third
+        sentinel's host (the soak's test hosts; a sentinel runs beside each server); loopback by default."""
         self.down_after_ms = down_after_ms
         self.failover_timeout_ms = failover_timeout_ms
-        self.primary = RedisServer(appendonly=False)
+        self.appendonly = appendonly
+        self.hosts = hosts or (("127.0.0.1", ()),) * 3
+        self.primary = RedisServer(appendonly=appendonly, host=self.hosts[0][0], wrap=self.hosts[0][1])
         self.replica: RedisServer | None = None
-        self.sentinel_ports: list[int] = []
+        self.sentinel_ports: list[int] = [free_port() for _ in self.hosts]  # known before start: `env` names them
         self.sentinels: list[subprocess.Popen[bytes]] = []
         self.dir = Path(tempfile.mkdtemp(prefix="qa-sentinel-"))
 
@@ -132,25 +144,25 @@ class SentinelCluster:
 
     def start(self) -> SentinelCluster:
         self.primary.start()
-        self.replica = RedisServer(appendonly=False, replica_of=self.primary.port).start()
+        self.replica = RedisServer(appendonly=self.appendonly, replica_of=self.primary.port,
+                                   primary_host=self.primary.host, host=self.hosts[1][0],
+                                   wrap=self.hosts[1][1]).start()
         _wait(lambda: self.client(self.replica).info("replication")["master_link_status"] == "up", 15,
               "the replica to sync")
-        for n in range(3):
-            port = free_port()
+        for n, ((host, wrap), port) in enumerate(zip(self.hosts, self.sentinel_ports)):
             conf = self.dir / f"sentinel-{n}.conf"  # a sentinel rewrites its file: one each, writable
             conf.write_text(
-                f"port {port}\nbind 127.0.0.1\ndir {self.dir}\nlogfile {self.dir}/sentinel-{n}.log\n"
-                f"sentinel monitor {self.MASTER} 127.0.0.1 {self.primary.port} 2\n"
+                f"port {port}\nbind {host}\nprotected-mode no\ndir {self.dir}\nlogfile {self.dir}/sentinel-{n}.log\n"
+                f"sentinel monitor {self.MASTER} {self.primary.host} {self.primary.port} 2\n"
                 f"sentinel down-after-milliseconds {self.MASTER} {self.down_after_ms}\n"
                 f"sentinel failover-timeout {self.MASTER} {self.failover_timeout_ms}\n"
                 f"sentinel parallel-syncs {self.MASTER} 1\n")
-            self.sentinel_ports.append(port)
-            self.sentinels.append(subprocess.Popen(["redis-server", str(conf), "--sentinel"],
+            self.sentinels.append(subprocess.Popen([*wrap, "redis-server", str(conf), "--sentinel"],
                                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
         def all_acquainted() -> bool:
-            for port in self.sentinel_ports:
-                state = redis.Redis(port=port, socket_timeout=1).sentinel_master(self.MASTER)
+            for host, port in self.sentinel_addresses:
+                state = redis.Redis(host=host, port=port, socket_timeout=1).sentinel_master(self.MASTER)
                 if state["num-other-sentinels"] < 2 or state["num-slaves"] < 1:
                     return False
             return True
@@ -159,23 +171,28 @@ class SentinelCluster:
         return self
 
     @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        return [(host, port) for (host, _), port in zip(self.hosts, self.sentinel_ports)]
+
+    @property
     def env(self) -> dict[str, str]:
         """The variables that point the bot and the worker at this cluster (REDIS_URL's host is
         not used; its database is)."""
-        return {"REDIS_URL": "redis://127.0.0.1/0",
-                "REDIS_SENTINELS": ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports),
+        return {"REDIS_URL": f"redis://{self.hosts[0][0]}/0",
+                "REDIS_SENTINELS": ",".join(f"{host}:{port}" for host, port in self.sentinel_addresses),
                 "REDIS_SENTINEL_MASTER": self.MASTER}
 
     @staticmethod
     def client(server: RedisServer) -> redis.Redis:
         """A client of one server, not through the sentinels (to look at or to break it)."""
-        return redis.Redis(port=server.port, socket_timeout=2, decode_responses=True)
+        return redis.Redis(host=server.host, port=server.port, socket_timeout=2, decode_responses=True)
 
     def master_port(self) -> int | None:
         """The primary's port as the first sentinel that answers names it now."""
-        for port in self.sentinel_ports:
+        for host, port in self.sentinel_addresses:
             try:
-                address = redis.Redis(port=port, socket_timeout=1).sentinel_get_master_addr_by_name(self.MASTER)
+                address = redis.Redis(host=host, port=port, socket_timeout=1).sentinel_get_master_addr_by_name(
+                    self.MASTER)
             except redis.RedisError:
                 continue
             if address:
@@ -206,8 +223,8 @@ class SentinelCluster:
         replica = self.replica
 
         def promoted() -> bool:
-            named = all(redis.Redis(port=port, socket_timeout=1).sentinel_get_master_addr_by_name(self.MASTER)
-                        [1] in (replica.port, str(replica.port)) for port in self.sentinel_ports)
+            named = all(redis.Redis(host=host, port=port, socket_timeout=1).sentinel_get_master_addr_by_name(
+                self.MASTER)[1] in (replica.port, str(replica.port)) for host, port in self.sentinel_addresses)
             return named and self.client(replica).info("replication")["role"] == "master"
 
         _wait(promoted, timeout, "the sentinels to promote the replica")

@@ -49,6 +49,8 @@ class Call:
     args: dict[str, Any]
     token: str | None
     status: int
+    at: float = field(default_factory=time.time)  # when the fake answered it (the soak's latencies)
+    answer: dict[str, Any] | None = None  # what the fake answered (with status 200)
 
 
 @dataclass
@@ -59,6 +61,7 @@ class _Fault:
     channel: str | None
     delay_s: float = 0.0
     until: float | None = None  # an outage: every call fails until this time.monotonic()
+    late: bool = False  # the call takes effect at once; only its answer waits `delay_s`
 
 
 @dataclass
@@ -108,7 +111,8 @@ class _State:
 class SlackFake:
     """Start with `SlackFake().start()`; `api_url` is what `SLACK_API_URL` should be."""
 
-    def __init__(self, token: str = BOT_TOKEN) -> None:
+    def __init__(self, token: str = BOT_TOKEN, host: str = "127.0.0.1") -> None:
+        """`host`: the address to listen on, which its URLs name (the soak's hosts reach it on a bridge)."""
         self.token = token
         self.grants: dict[str, Grant] = {token: Grant(TEAM_ID, None, token)}  # by access token
         self._codes: dict[str, tuple[str | None, str | None, int | None]] = {}  # code -> team, org, expires_in
@@ -118,7 +122,7 @@ class SlackFake:
         self._ts_lock = threading.Lock()
         self._last_ts = 0.0
         self._ids = itertools.count(1)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = ThreadingHTTPServer((host, 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -197,6 +201,12 @@ class SlackFake:
         normally, or with HTTP `status` if given (a slow failure, as a timeout-bound outage)."""
         with self._lock:
             self._state.faults.setdefault(method, []).append(_Fault(status, None, times, channel, seconds))
+
+    def answer_late(self, method: str, seconds: float, *, channel: str | None = None, times: int = 1) -> None:
+        """The next `times` calls of `method` take effect at once and are answered after `seconds`
+        (a caller that gives up first cannot know that its call landed)."""
+        with self._lock:
+            self._state.faults.setdefault(method, []).append(_Fault(0, None, times, channel, seconds, late=True))
 
     def fail_for(self, method: str, status: int, seconds: float, *, channel: str | None = None) -> None:
         """An outage: every call of `method` (in `channel`, if given) fails with HTTP `status`
@@ -309,6 +319,12 @@ class SlackFake:
                     pass  # the bot hung up on purpose (size cap, timeout)
 
             def do_POST(self) -> None:  # noqa: N802 - stdlib name
+                try:
+                    self._post()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the bot gave up waiting (its timeout, in a test of slow answers)
+
+            def _post(self) -> None:
                 path = urlparse(self.path).path
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if path.startswith("/api/"):
@@ -328,7 +344,7 @@ class SlackFake:
         token = auth[len("Bearer "):] if auth.startswith("Bearer ") else args.get("token")
         with self._lock:
             fault = self._take_fault(method, args.get("channel"))
-        if fault is not None and fault.delay_s:
+        if fault is not None and fault.delay_s and not fault.late:
             time.sleep(fault.delay_s)
         if fault is not None and fault.status:
             self._record(Call(method, args, token, fault.status))
@@ -344,7 +360,9 @@ class SlackFake:
             result = {"ok": False, "error": refused}
         else:
             result = self._answer(method, args, self.grants[token or ""])
-        self._record(Call(method, args, token, 200))
+        self._record(Call(method, args, token, 200, answer=result))
+        if fault is not None and fault.late:
+            time.sleep(fault.delay_s)
         _send_json(handler, 200, result)
 
     def _take_fault(self, method: str, channel: str | None = None) -> _Fault | None:

@@ -60,7 +60,9 @@ class Link:
 class SocketModeFake:
     """Start with `SocketModeFake().start()`, attach as `SlackFake.socket_mode`, `close()` at the end."""
 
-    def __init__(self, app_token: str = APP_TOKEN, app_id: str = APP_ID) -> None:
+    def __init__(self, app_token: str = APP_TOKEN, app_id: str = APP_ID, host: str = "127.0.0.1") -> None:
+        """`host`: the address to listen on and to name in the WebSocket URLs it hands out."""
+        self.host = host
         self.app_token = app_token
         self.app_id = app_id
         self._lock = threading.Lock()
@@ -68,7 +70,7 @@ class SocketModeFake:
         self._links: list[Link] = []
         self._acks: list[Ack] = []
         self._other: list[str] = []  # anything the app sent that is not an ack
-        self._server = serve(self._serve, "127.0.0.1", 0, process_request=self._check_ticket,
+        self._server = serve(self._serve, host, 0, process_request=self._check_ticket,
                              max_size=MAX_MESSAGE_BYTES, close_timeout=CLOSE_TIMEOUT_S)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -94,7 +96,7 @@ class SocketModeFake:
         ticket = uuid.uuid4().hex
         with self._lock:
             self._tickets.add(ticket)
-        return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link/?ticket={ticket}&app_id={self.app_id}"}
+        return {"ok": True, "url": f"ws://{self.host}:{self.port}/link/?ticket={ticket}&app_id={self.app_id}"}
 
     # ----- what Slack sends
     def send(self, kind: str, payload: dict[str, Any], *, accepts_response_payload: bool, **fields: Any) -> str:

@@ -25,20 +25,21 @@ class WorkerProcess:
     env: dict[str, str]
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
+    wrap: tuple[str, ...] = ()  # a command prefix (the soak's `ip netns exec <host>`)
 
     @classmethod
     def tiny(cls, redis_url: str, namespace: str, model: Path, log_dir: Path, *, models: tuple[Path, ...] = (),
-             **env: str) -> WorkerProcess:
+             name: str = "worker", wrap: tuple[str, ...] = (), **env: str) -> WorkerProcess:
         """A worker of `namespace` answering with the tiny `model` (and comparing `models`), polling
         Redis every 200 ms so tests do not wait on it; `env` adds or overrides variables."""
         base = {"REDIS_URL": redis_url, "QA_NAMESPACE": namespace, "QA_MODEL": str(model), "QA_BLOCK_MS": "200"}
         if models:
             base["QA_MODELS"] = ",".join(map(str, models))
-        return cls({**base, **env}, log_dir / "worker.log")
+        return cls({**base, **env}, log_dir / f"{name}.log", wrap=wrap)
 
     def start(self) -> WorkerProcess:
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "explain_core.worker"], cwd=ROOT,
+            self.proc = subprocess.Popen([*self.wrap, sys.executable, "-m", "explain_core.worker"], cwd=ROOT,
                                          env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT)
         return self
 

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 import pytest
 import redis
+from redis.exceptions import OutOfMemoryError  # type: ignore[attr-defined]  # missing from types-redis
 
 from bot.intake.submit import REPLAYED
 from tests.support.bot_harness import (
@@ -489,3 +490,75 @@ def test_ack_does_not_wait_for_slow_work(bot: BotUnderTest) -> None:
         wait_until(bot.jobs, what="the job after the slow download")
     finally:
         bot.fake.set_download_delay(0.0)
+
+
+def test_a_second_delivery_of_an_event_past_the_first_delivery_check_posts_nothing(
+        bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slack re-delivered a mention while Redis could not say it was taken (the check lets it
+    through then): the placeholder of the first delivery is recorded, so the second posts nothing,
+    neither a placeholder nor "You asked this already" (soak seed 3)."""
+    channel = unique("C")
+    root = bot.fake.add_message(channel, {"user": "UAUTHOR", "text": PASSAGE})
+    event = bot.mention(channel, "Who gave their name to Normandy?", thread_ts=root["ts"])
+    bot.fake.wait_for(lambda: placeholders(bot.fake, channel), what="the placeholder")
+    monkeypatch.setattr(bot.services.intake, "first_delivery", lambda key, token: True)
+    assert bot.event(event, retry_num=1).status == 200
+    time.sleep(1.5)
+    assert len(placeholders(bot.fake, channel)) == 1
+    assert bot.fake.calls("chat.postEphemeral", channel=channel) == []
+
+
+def test_a_mention_is_journalled_while_its_file_is_read(bot: BotUnderTest) -> None:
+    """A process killed while reading a question's file must not lose it in silence: the question
+    is in the intake journal from the first delivery on (the sweeper tells its asker if the process
+    dies; tests/bot/outcome/test_sweeper.py), and out of it once its placeholder is recorded."""
+    channel = unique("C")
+    file = bot.fake.add_file("notes.txt", PASSAGE.encode(), mimetype="text/plain")
+    root = bot.fake.add_message(channel, {"user": "UAUTHOR", "text": "", "files": [file]})
+    bot.fake.set_download_delay(1.5)
+    try:
+        bot.mention(channel, "Who gave their name to Normandy?", thread_ts=root["ts"])
+        wait_until(lambda: bot.queue.redis.zcard(bot.queue.keys.intakes) == 1, what="the journal entry")
+        assert bot.fake.calls("chat.postMessage", channel=channel) == []  # still reading the file
+        bot.fake.wait_for(lambda: placeholders(bot.fake, channel), what="the placeholder")
+        wait_until(lambda: bot.queue.redis.zcard(bot.queue.keys.intakes) == 0, what="the journal emptied")
+    finally:
+        bot.fake.set_download_delay(0.0)
+
+
+def test_a_placeholder_that_landed_but_timed_out_is_found_not_refused(bot: BotUnderTest) -> None:
+    """Slack posted the placeholder but answered after the client's timeout for the whole retry window:
+    the intake finds it by its metadata and queues the question, rather than telling the asker that Slack
+    failed beside an "Explaining…" that would never change (soak seed 3)."""
+    replier = bot.services.flow.replier
+    replier.client.timeout = 1
+    replier.window_s = 2.0
+    channel = unique("C")
+    bot.fake.answer_late("chat.postMessage", 3.0, channel=channel, times=20)
+    reply = bot.command(f"Who gave their name to Normandy? | {PASSAGE}", channel=channel)
+    assert reply.status == 200
+    wait_until(lambda: [j for j in bot.jobs() if j.reply_to.channel == channel], timeout=30, what="the job")
+    time.sleep(3.5)  # the last late answers
+    assert len([m for m in bot.fake.messages_in(channel) if m.get("user") == "UBOT"]) == 1
+    assert bot.fake.calls("chat.postEphemeral", channel=channel) == []
+    assert bot.fake.responses(reply.response_id or "") == []
+
+
+def test_a_retry_while_redis_refuses_writes_says_nothing_when_the_first_delivery_was_taken(
+        bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis filled up after the first delivery of a mention took it: Slack's retry cannot claim, but
+    it can read that the first one did, so it tells the asker nothing (the first delivery gives the
+    question its one outcome; before soak seed 5, the retry said "my job queue is full" beside it)."""
+    channel = unique("C")
+    root = bot.fake.add_message(channel, {"user": "UAUTHOR", "text": PASSAGE})
+    event = bot.mention(channel, "Who gave their name to Normandy?", thread_ts=root["ts"])
+    bot.fake.wait_for(lambda: placeholders(bot.fake, channel), what="the placeholder")
+
+    def full(*args: object, **kwargs: object) -> bool:
+        raise OutOfMemoryError("command not allowed when used memory > 'maxmemory'.")
+
+    monkeypatch.setattr(bot.queue, "claim_once", full)
+    assert bot.event(event, retry_num=1).status == 200
+    time.sleep(1.5)
+    assert bot.fake.calls("chat.postEphemeral", channel=channel) == []
+    assert len(placeholders(bot.fake, channel)) == 1

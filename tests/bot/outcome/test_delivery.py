@@ -271,3 +271,20 @@ def test_the_consumer_carries_on_through_redis_errors(bot: BotUnderTest) -> None
         redis.config_set("maxmemory", "0")
     bot.fake.wait_for(lambda: updates(bot.fake, channel), timeout=40, what="the answer after Redis recovered")
     wait_until(lambda: acked(bot), what="the result acked")
+
+
+def test_an_answer_whose_update_landed_but_timed_out_is_not_posted_again(bot: BotUnderTest) -> None:
+    """Slack applied the update but answered after the client's timeout, for the whole retry window:
+    the placeholder shows the answer already, so no second answer is posted (soak seed 3)."""
+    flow = bot.services.flow
+    flow.replier.client.timeout = 1
+    flow.replier.window_s = 2.0
+    channel = unique("C")
+    bot.fake.answer_late("chat.update", 3.0, channel=channel, times=20)
+    ask(bot, channel)
+    answer_jobs(bot.queue)
+    bot.start_delivery()
+    wait_until(lambda: bot.queue.redis.xlen(bot.queue.keys.results) == 0, timeout=30, what="the result acked")
+    time.sleep(3.5)  # the last late answers
+    shown = [m["text"] for m in bot.fake.messages_in(channel) if m.get("user") == "UBOT"]
+    assert len(shown) == 1 and shown[0].startswith("Answer: "), shown

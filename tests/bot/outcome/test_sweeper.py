@@ -12,10 +12,13 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from bot.outcome.tracking import Local, Outcome
+from bot.intake.submit import INTAKE_GRACE_S
+from bot.outcome.replies import tag
+from bot.outcome.tracking import Local, Outcome, Placeholder
+from bot.ui import blocks
 from tests.support.bot_harness import BotUnderTest, module_redis, settings_for, slack, unique, wait_until
 from tests.support.redis_server import RedisServer
-from tests.support.slack_fake import SlackFake
+from tests.support.slack_fake import TEAM_ID, SlackFake
 from tests.support.work import answer_jobs
 
 __all__ = ["module_redis", "slack"]
@@ -171,3 +174,63 @@ def test_a_claim_whose_message_was_never_shown_is_shown(bot: BotUnderTest) -> No
     [told] = bot.fake.wait_for(lambda: finals(bot.fake, channel), timeout=10, what="the message")
     assert told.startswith("I lost your question")
     wait_until(lambda: bot.queue.redis.zcard(bot.queue.keys.replies) == 0, what="the placeholder untracked")
+
+
+# -- a bot process killed between Slack's acknowledgement and its placeholder's record (soak seed 1) --
+def _died_taking(bot: BotUnderTest, channel: str, *, posted: bool) -> Placeholder:
+    """What a process killed while taking a question leaves behind: its journal entry, and its
+    placeholder if it got that far (posted, never recorded)."""
+    now = time.time()
+    pending = Placeholder(key=f"event:{TEAM_ID}:{channel}:{now:.6f}", team=TEAM_ID, channel=channel, ts="",
+                          user="UASKER", question="Who gave their name to Normandy?", posted_at=now,
+                          deadline=now + INTAKE_GRACE_S)
+    bot.services.flow.tracker.expect(pending)
+    if posted:
+        bot.services.flow.replier.post(channel, None, blocks.placeholder(pending.question, None, 0),
+                                       tag(pending.key), kind="placeholder")
+    return pending
+
+
+@pytest.mark.parametrize("posted", [False, True], ids=["before-the-placeholder", "after-the-placeholder"])
+def test_a_question_whose_process_died_while_taking_it_is_told_lost_once(bot: BotUnderTest, posted: bool) -> None:
+    channel = unique("C")
+    pending = _died_taking(bot, channel, posted=posted)
+    sweeper = bot.start_sweeper()
+    assert sweeper.sweep(now=pending.deadline - 1) == 0  # within the grace a live process may still be at it
+    assert sweeper.sweep(now=pending.deadline + 1) == 1
+    lost = "I lost your question: I was restarted while taking it. Please ask it again."
+    shown = bot.fake.wait_for(lambda: [m["text"] for m in bot.fake.messages_in(channel)
+                                       if not blocks.is_pending(m["text"])], what="the lost message")
+    assert shown == [lost]
+    assert len(bot.fake.messages_in(channel)) == 1  # the placeholder became the message, or the message is new
+    assert len(finals(bot.fake, channel)) == (1 if posted else 0)
+    wait_until(lambda: bot.queue.redis.zcard(bot.queue.keys.intakes) == 0, what="the journal emptied")
+    assert sweeper.sweep(now=pending.deadline + 10) == 0  # told once
+    assert bot.services.flow.outcomes.get_many([pending.key]) == [Outcome.CRASHED]
+
+
+def test_a_question_taken_normally_leaves_no_journal_entry(bot: BotUnderTest) -> None:
+    channel = unique("C")
+    ask(bot, channel)
+    assert bot.queue.redis.zcard(bot.queue.keys.intakes) == 0
+    assert bot.queue.redis.keys(f"{bot.queue.keys.namespace}:intake:*") == []
+    assert bot.services.flow.tracker.abandoned(time.time() + INTAKE_GRACE_S + 1) == []
+
+
+def test_an_intake_that_told_its_asker_while_redis_was_away_is_not_called_lost(
+        slack: SlackFake, durable_redis: RedisServer, namespace: str) -> None:
+    """The intake refused the question (Slack failing, say) while cut off from Redis, so it could
+    not drop its journal entry: it drops it once Redis answers, before the grace ends (soak seed 1)."""
+    bot = make_bot(slack, durable_redis.url, namespace)
+    try:
+        channel = unique("C")
+        pending = _died_taking(bot, channel, posted=False)
+        durable_redis.stop()
+        bot.services.flow.tracker.expected(pending.key)  # fails, remembered
+        durable_redis.start()
+        assert bot.start_sweeper().sweep(now=pending.deadline + 1) == 0
+        assert bot.queue.redis.zcard(bot.queue.keys.intakes) == 0
+        time.sleep(0.3)
+        assert bot.fake.messages_in(channel) == []
+    finally:
+        bot.close()
