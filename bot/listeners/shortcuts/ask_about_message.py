@@ -57,11 +57,11 @@ def open_form(shortcut: dict[str, Any], context: BoltContext) -> None:
     except Refusal as exc:  # Redis refuses writes: the form could not be submitted anyway
         tell(blocks.error(exc.message))
         return
+    # Kept before the form opens: a quick submission must find it (at most an hour if the form fails).
+    svc.documents.stash(team, channel, message)
     try:
         svc.client.views_open(trigger_id=shortcut["trigger_id"],
                               view=blocks.modal(metadata, passage=None, source=_describe(message)))
     except SlackApiError as exc:
         log.warning("views.open failed for the message shortcut: %s", exc.response.get("error"))
         tell(blocks.error("I couldn't open the form in time. Please use the shortcut again."))
-        return
-    svc.documents.stash(team, channel, message)
