@@ -3,7 +3,7 @@
 ERASER's metrics (DeYoung et al. 2020) adapted to spans: the quantity is P(start)*P(end)
 of the explained span in its window (the pipeline's softmax over allowed tokens), and
 tokens are masked, not deleted, so positions and the span's indices stay valid. All
-masked variants of a window go through the model in one batch.
+masked variants of a window go through the model in as few passes as the memory budget allows.
 """
 from __future__ import annotations
 
@@ -29,9 +29,14 @@ def _mask_id(ctx: AttributionContext) -> int:
 
 def span_probabilities(ctx: AttributionContext, input_ids: np.ndarray) -> np.ndarray:
     """P(start = s) * P(end = e) of the context's target span for each row of `input_ids`."""
-    rows = input_ids.shape[0]
-    start, end = ctx.model.logits(input_ids.astype(np.int32), np.repeat(ctx.attention_mask, rows, axis=0),
-                                  np.repeat(ctx.token_type_ids, rows, axis=0))
+    step = ctx.rows_per_pass(backward=False)
+    starts, ends = [], []
+    for first in range(0, input_ids.shape[0], step):
+        part = input_ids[first:first + step].astype(np.int32)
+        start, end = ctx.model.logits(part, np.repeat(ctx.attention_mask, len(part), axis=0),
+                                      np.repeat(ctx.token_type_ids, len(part), axis=0))
+        starts.append(start.numpy())
+        ends.append(end.numpy())
     allowed = ctx.allowed[np.newaxis, :] > 0
 
     def softmax(logits: np.ndarray) -> np.ndarray:
@@ -39,7 +44,8 @@ def span_probabilities(ctx: AttributionContext, input_ids: np.ndarray) -> np.nda
         exp = np.exp(masked - masked.max(axis=1, keepdims=True))
         return exp / exp.sum(axis=1, keepdims=True)
 
-    return softmax(start.numpy())[:, ctx.target_start] * softmax(end.numpy())[:, ctx.target_end]
+    return (softmax(np.concatenate(starts))[:, ctx.target_start]
+            * softmax(np.concatenate(ends))[:, ctx.target_end])
 
 
 def masked_inputs(ctx: AttributionContext, order: np.ndarray, fractions: tuple[float, ...] = FRACTIONS) -> np.ndarray:

@@ -30,6 +30,7 @@ class Windows:
     question: str  # the question text the model saw (truncated if it was too long)
     question_truncated: bool
     question_first: bool
+    max_length: int  # the longest window the tokenizer makes with these settings (batches pad up to it)
 
     def __len__(self) -> int:
         return len(self.encodings)
@@ -114,4 +115,5 @@ def make_windows(tokenizer: PreTrainedTokenizerFast, question: str, passage: str
         question=question,
         question_truncated=truncated,
         question_first=question_first,
+        max_length=max_seq_len,
     )
