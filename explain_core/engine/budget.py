@@ -8,9 +8,6 @@ what one row holds, from the model's shape, give every pass its own batch: the a
 the fused answer+gradient pass, SmoothGrad's and integrated gradients' rows, and the
 faithfulness re-runs. Batching changes when rows are computed, never what they compute, so
 answers and explanations do not depend on the budget.
-
-Batch shapes are bucketed (`padded_width`): oneDNN builds (and keeps) kernels per input shape,
-so a run whose every batch has a new width would hold more memory chunk after chunk.
 """
 from __future__ import annotations
 
@@ -22,7 +19,6 @@ from explain_core import defaults
 from explain_core.settings import memory_budget
 
 FLOAT_BYTES = 4  # activations are float32 (bfloat16 halves them; the estimate stays on the safe side)
-WIDTH_STEP = 64  # batch widths are rounded up to a multiple of this (see `padded_width`)
 
 # Measured peak RSS per row over the estimate's floats x 4 bytes (`python -m bench.bench_memory --parts
 # calibrate`, 384-token windows, traced graphs): 0.70 for a RoBERTa-base-size model, 0.68 for DistilBERT-base
@@ -88,13 +84,6 @@ class Footprint:
         """Rows of `length` tokens that fit the budget together; at least one, so a budget
         smaller than a single window still makes progress, one window at a time."""
         return max(1, budget // self.row_bytes(length, backward))
-
-
-def padded_width(width: int, cap: int) -> int:
-    """`width` rounded up to a multiple of `WIDTH_STEP`, but never past `cap` (the longest
-    window the tokenizer makes, which stays within the model's positions) unless the width
-    itself already is."""
-    return max(width, min(-(-width // WIDTH_STEP) * WIDTH_STEP, cap))
 
 
 def default_budget() -> int:

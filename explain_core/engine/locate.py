@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from explain_core.engine.budget import default_budget, padded_width
+from explain_core.engine.budget import default_budget
 from explain_core.engine.decode import Candidate, decode
 from explain_core.engine.model import QAModel
 from explain_core.engine.saliency.base import AttributionContext
@@ -125,8 +125,7 @@ def _groups(pieces: list[tuple[int, int, int]], all_windows: list[Windows],
     group: list[tuple[int, int, int]] = []
     rows = width = 0
     for i, lo, hi in pieces:
-        windows = all_windows[i]
-        length = padded_width(windows.input_ids.shape[1], windows.max_length)
+        length = all_windows[i].input_ids.shape[1]
         while lo < hi:
             wide = max(width, length)
             fit = min(hi - lo, rows_for(wide) - rows) if group else max(1, min(hi - lo, rows_for(length)))
@@ -141,17 +140,15 @@ def _groups(pieces: list[tuple[int, int, int]], all_windows: list[Windows],
 
 
 def _stack(parts: list[Windows]) -> Windows:
-    """Concatenate windows of several questions into one right-padded batch, its width
-    bucketed (`padded_width`) so that a long run sees few distinct shapes."""
-    width = padded_width(max(w.input_ids.shape[1] for w in parts), max(w.max_length for w in parts))
+    """Concatenate windows of several questions into one right-padded batch."""
+    width = max(w.input_ids.shape[1] for w in parts)
 
     def pad(name: str, fill: int) -> np.ndarray:
         return np.concatenate([np.pad(getattr(w, name), ((0, 0), (0, width - getattr(w, name).shape[1])),
                                       constant_values=fill) for w in parts])
 
     return Windows(pad("input_ids", 0), pad("attention_mask", 0), pad("token_type_ids", 0), pad("p_mask", 1),
-                   [e for w in parts for e in w.encodings], "", False, parts[0].question_first,
-                   max(w.max_length for w in parts))
+                   [e for w in parts for e in w.encodings], "", False, parts[0].question_first)
 
 
 def locate_all(qa: QAModel, all_windows: list[Windows], passages: list[str],

@@ -30,7 +30,6 @@ class Windows:
     question: str  # the question text the model saw (truncated if it was too long)
     question_truncated: bool
     question_first: bool
-    max_length: int  # the longest window the tokenizer makes with these settings (batches pad up to it)
 
     def __len__(self) -> int:
         return len(self.encodings)
@@ -81,7 +80,6 @@ def make_windows(tokenizer: PreTrainedTokenizerFast, question: str, passage: str
         text_pair=passage if question_first else question,
         padding="do_not_pad",
         truncation="only_second" if question_first else "only_first",
-        max_length=max_seq_len,
         stride=doc_stride,
         return_token_type_ids=True,
         return_overflowing_tokens=True,
@@ -115,5 +113,4 @@ def make_windows(tokenizer: PreTrainedTokenizerFast, question: str, passage: str
         question=question,
         question_truncated=truncated,
         question_first=question_first,
-        max_length=max_seq_len,
     )

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from explain_core.engine import load_model
-from explain_core.engine.budget import padded_width
 from explain_core.engine.locate import _groups, answer_passes, locate_all
 from explain_core.engine.windows import make_windows
 from explain_core.settings import DecodeSettings
@@ -51,7 +50,7 @@ def test_groups_stay_within_the_budget_and_cover_every_window_once(tiny_model_di
     covered = []
     for group in _groups(pieces, all_windows, lambda width: budget // width):  # a token budget, for the test
         rows = sum(hi - lo for _, lo, hi in group)
-        width = max(padded_width(all_windows[i].input_ids.shape[1], all_windows[i].max_length) for i, _, _ in group)
+        width = max(all_windows[i].input_ids.shape[1] for i, _, _ in group)
         assert rows * width <= budget or rows == 1  # a single window that is wider than the budget goes alone
         covered += [(i, r) for i, lo, hi in group for r in range(lo, hi)]
     assert covered == [(i, r) for i, w in enumerate(all_windows) for r in range(len(w))]
