@@ -135,7 +135,8 @@ def test_answers_and_explanations_do_not_depend_on_the_budget(tiny_model_dir: Pa
         for other in results.values():
             for one, two in zip(reference, other):
                 assert not isinstance(one, Exception) and not isinstance(two, Exception)
-                assert (two.answer, two.start, two.end, two.no_answer) == (one.answer, one.start, one.end, one.no_answer)
+                assert (two.answer, two.start, two.end, two.no_answer) == \
+                    (one.answer, one.start, one.end, one.no_answer)
                 np.testing.assert_allclose(two.score, one.score, rtol=1e-6, atol=1e-7)
                 np.testing.assert_allclose([t.weight for t in two.tokens], [t.weight for t in one.tokens],
                                            rtol=1e-5, atol=1e-6, err_msg=method)
