@@ -80,6 +80,7 @@ def make_windows(tokenizer: PreTrainedTokenizerFast, question: str, passage: str
         text_pair=passage if question_first else question,
         padding="do_not_pad",
         truncation="only_second" if question_first else "only_first",
+        max_length=max_seq_len,
         stride=doc_stride,
         return_token_type_ids=True,
         return_overflowing_tokens=True,
