@@ -123,12 +123,21 @@ def _error_record(item_id: Any, error: InputError) -> dict[str, Any]:
 
 def _run_jsonl(handle: TextIO, stdout: TextIO, qa: Any, method: str, settings: DecodeSettings) -> None:
     """Answer `--jsonl` input in chunks of `defaults.JSONL_CHUNK` lines, writing each chunk's results
-    as soon as they are ready: memory is bounded by the chunk, not by the input's length."""
+    as soon as they are ready: memory is bounded by the chunk, not by the input's length.
+
+    A run of more than one question traces the model's graphs before its first pass: eager calls
+    cost a 12-layer model about 1 GB more RSS than the graph (measured, docs/benchmarks.md) and are
+    slower, so only a single question, which would not earn the trace back, runs eagerly.
+    """
     from explain_core.engine import explain_batch
 
     records = _jsonl_records(handle)
+    traced = False
     while chunk := list(itertools.islice(records, defaults.JSONL_CHUNK)):
         items = [r for r in chunk if isinstance(r, tuple)]
+        if not traced and len(items) > 1:
+            qa.trace()
+            traced = True
         outcomes = iter(explain_batch([(q, p) for _, _, q, p in items], model=qa, method=method, settings=settings)
                         if items else [])
         for record in chunk:

@@ -21,8 +21,12 @@ METHOD = "vanilla"  # the saliency method when none is named: best quality per g
 MAX_PASSAGE_CHARS = 200_000  # QA_MAX_PASSAGE_CHARS: a long report, not a book
 PRECISION = "float32"  # QA_PRECISION: float32 answers equal the pipeline's; or bfloat16
 MODEL_CACHE = 4  # QA_MODEL_CACHE: models kept loaded per process (each costs its weights)
-TOKEN_BUDGET_CPU = 8192  # QA_TOKEN_BUDGET: tokens per forward batch on a CPU (21 windows of 384)
-TOKEN_BUDGET_GPU = 65_536  # QA_TOKEN_BUDGET on a machine with a GPU
+# QA_MEMORY_BUDGET: bytes of activations one pass may hold (bytes, or "1.5GB", "800MB"), from which every
+# pass's batch is derived (explain_core/engine/budget.py). On a CPU 800 MB keeps a 12-layer base-size model
+# (RoBERTa-base: 1.5 GB with its weights, traced) under 2.5 GB of RSS: one 384-token window per gradient pass,
+# 5 for MiniLM-L6; forward passes take ~20 such windows (docs/benchmarks.md, "Memory").
+MEMORY_BUDGET_CPU = 800_000_000
+MEMORY_BUDGET_GPU = 4_000_000_000  # QA_MEMORY_BUDGET with a GPU: fits an 8 GB card beside the weights
 JSONL_CHUNK = 16  # qa-explain --jsonl: lines answered together, then written (enough to share passes)
 ALTERNATIVES = 3  # the top answers an explanation lists, the one shown included (the pipeline's top_k)
 EAGER_CALLS = 8  # calls of each model graph run eagerly before it is traced (a trace costs seconds)

@@ -8,6 +8,7 @@ one `ConfigError` line naming the variable, not deep inside a job.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -87,10 +88,34 @@ def max_passage_chars(env: Env | None = None) -> int:
     return (env or Env()).integer("QA_MAX_PASSAGE_CHARS", defaults.MAX_PASSAGE_CHARS, low=1)
 
 
-def token_budget(default: int, env: Env | None = None) -> int:
-    """`QA_TOKEN_BUDGET`: tokens (rows x padded length) in one forward batch; bounds the
-    engine's peak memory whatever the passage length or the number of questions."""
-    return (env or Env()).integer("QA_TOKEN_BUDGET", default, low=1)
+_SIZE = re.compile(r"(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[kmgt]i?b?|b)?", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
+          "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from "1500000000", "1.5GB", "800 MB", "2GiB" (k/M/G/T are powers of ten, Ki/Mi/Gi/Ti of two)."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(text)
+    unit = (match.group("unit") or "").lower().removesuffix("b")
+    return int(float(match.group("number")) * _UNITS[unit])
+
+
+def memory_budget(default: int, env: Env | None = None) -> int:
+    """`QA_MEMORY_BUDGET`: bytes of activations one pass of the model may hold (on top of its
+    weights); every pass's batch is derived from it (explain_core.engine.budget), so it bounds
+    the engine's peak memory whatever the passage length or the number of questions."""
+    raw = (env or Env()).optional("QA_MEMORY_BUDGET")
+    if raw is None:
+        return default
+    try:
+        value = parse_size(raw)
+    except ValueError:
+        raise ConfigError(f"QA_MEMORY_BUDGET={raw!r} is not a size (bytes, or e.g. 1.5GB, 800MB)") from None
+    if value < 1:
+        raise ConfigError(f"QA_MEMORY_BUDGET must be at least 1 byte, not {raw!r}")
+    return value
 
 
 def precision(env: Env | None = None) -> str:

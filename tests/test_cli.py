@@ -167,3 +167,21 @@ def test_jsonl_bad_and_endless_lines_become_error_records_in_place(tiny_model_di
     assert [r.get("id") for r in records] == ["ok", None, 3, None, None, None, "ok"]
     assert [r.get("error", {}).get("code") for r in records] == [None] + ["bad_jsonl"] * 5 + [None]
     assert "line 4 is over" in records[3]["error"]["message"]
+
+
+@pytest.mark.parametrize(("lines", "traced"), [(1, 0), (2, 1)])
+def test_jsonl_of_more_than_one_line_traces_before_its_first_pass(tiny_model_dir, tmp_path, monkeypatch, lines,
+                                                                  traced):
+    """Eager calls cost a 12-layer model ~1 GB more RSS than the graph: a run that will make more
+    than one pass traces first; a single question keeps the eager cold start."""
+    import explain_core.engine
+    from explain_core.engine.model import QAModel
+
+    shared = explain_core.engine.load_model(str(tiny_model_dir))
+    fresh = QAModel(shared.name, shared.model, shared.tokenizer)  # same weights, untraced graph functions
+    monkeypatch.setattr(explain_core.engine, "load_model", lambda _name: fresh)
+    path = tmp_path / "batch.jsonl"
+    path.write_text("".join(json.dumps({"question": "Who built it?", "passage": "Robert Stevenson built it."}) + "\n"
+                            for _ in range(lines)), encoding="utf-8")
+    assert run(["--jsonl", str(path), "--model", str(tiny_model_dir)], stdout=io.StringIO()) == 0
+    assert fresh.answer_and_gradient.tracing_count() == traced

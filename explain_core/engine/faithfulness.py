@@ -5,7 +5,8 @@ of the explained span in its window (the pipeline's softmax over allowed tokens)
 tokens are masked, not deleted, so positions and the span's indices stay valid. The span's
 own tokens are never masked, in either metric: they are the answer, not the evidence for it
 (hiding the answer trivially kills its probability, which would reward a map that only
-points at the answer). All masked variants of a window go through the model in one batch.
+points at the answer). All masked variants of a window go through the model in as few passes as the memory
+budget allows.
 """
 from __future__ import annotations
 
@@ -31,9 +32,14 @@ def _mask_id(ctx: AttributionContext) -> int:
 
 def span_probabilities(ctx: AttributionContext, input_ids: np.ndarray) -> np.ndarray:
     """P(start = s) * P(end = e) of the context's target span for each row of `input_ids`."""
-    rows = input_ids.shape[0]
-    start, end = ctx.model.logits(input_ids.astype(np.int32), np.repeat(ctx.attention_mask, rows, axis=0),
-                                  np.repeat(ctx.token_type_ids, rows, axis=0))
+    step = ctx.rows_per_pass(backward=False)
+    starts, ends = [], []
+    for first in range(0, input_ids.shape[0], step):
+        part = input_ids[first:first + step].astype(np.int32)
+        start, end = ctx.model.logits(part, np.repeat(ctx.attention_mask, len(part), axis=0),
+                                      np.repeat(ctx.token_type_ids, len(part), axis=0))
+        starts.append(start.numpy())
+        ends.append(end.numpy())
     allowed = ctx.allowed[np.newaxis, :] > 0
 
     def softmax(logits: np.ndarray) -> np.ndarray:
@@ -41,7 +47,8 @@ def span_probabilities(ctx: AttributionContext, input_ids: np.ndarray) -> np.nda
         exp = np.exp(masked - masked.max(axis=1, keepdims=True))
         return exp / exp.sum(axis=1, keepdims=True)
 
-    return softmax(start.numpy())[:, ctx.target_start] * softmax(end.numpy())[:, ctx.target_end]
+    return (softmax(np.concatenate(starts))[:, ctx.target_start]
+            * softmax(np.concatenate(ends))[:, ctx.target_end])
 
 
 def masked_inputs(ctx: AttributionContext, order: np.ndarray, fractions: tuple[float, ...] = FRACTIONS) -> np.ndarray:

@@ -15,14 +15,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
-import tensorflow as tf
 
-from explain_core import defaults
+from explain_core.engine.budget import default_budget
 from explain_core.engine.decode import Candidate, decode
 from explain_core.engine.model import QAModel
 from explain_core.engine.saliency.base import AttributionContext
 from explain_core.engine.windows import Windows, make_windows
-from explain_core.settings import DecodeSettings, token_budget
+from explain_core.settings import DecodeSettings
 
 # Called as windows are read: (question's index, its windows read, its windows in all), so a
 # front end can show how far a long document has got.
@@ -79,13 +78,15 @@ def answer_passes(qa: QAModel, all_windows: list[Windows], settings: DecodeSetti
                   budget: int | None = None, progress: WindowsRead | None = None) -> list[AnswerPass]:
     """Run the model over the windows of several questions: single-window questions
     through the fused answer+gradient graph, the rest through the forward graph, each in
-    batches of at most `budget` tokens (rows x padded length; default `default_budget()`), so
-    peak memory is set by configuration, not by the passage's length or the batch's size.
+    batches that hold at most `budget` bytes (default `default_budget()`; explain_core.engine.budget),
+    so peak memory is set by configuration, not by the passage's length or the batch's size.
     `progress` hears of each multi-window question's windows as their batches finish."""
     budget = budget or default_budget()
+    footprint = qa.footprint
     passes: list[AnswerPass | None] = [None] * len(all_windows)
     single = [i for i, w in enumerate(all_windows) if len(w) == 1]
-    for group in _groups([(i, 0, 1) for i in single], all_windows, budget):
+    fused = functools.partial(footprint.rows, budget, backward=True)
+    for group in _groups([(i, 0, 1) for i in single], all_windows, fused):
         chosen = [i for i, _, _ in group]
         batch = _stack([all_windows[i] for i in chosen])
         start, end, starts, ends, grads = qa.answer_and_gradient(
@@ -99,7 +100,8 @@ def answer_passes(qa: QAModel, all_windows: list[Windows], settings: DecodeSetti
     rest = [i for i in range(len(all_windows)) if passes[i] is None]
     starts_of: dict[int, list[np.ndarray]] = {i: [] for i in rest}
     ends_of: dict[int, list[np.ndarray]] = {i: [] for i in rest}
-    for group in _groups([(i, 0, len(all_windows[i])) for i in rest], all_windows, budget):
+    forward = functools.partial(footprint.rows, budget, backward=False)
+    for group in _groups([(i, 0, len(all_windows[i])) for i in rest], all_windows, forward):
         batch = _stack([all_windows[i].rows(lo, hi) for i, lo, hi in group])
         start, end = (t.numpy() for t in qa.logits(batch.input_ids, batch.attention_mask, batch.token_type_ids))
         row = 0
@@ -115,29 +117,18 @@ def answer_passes(qa: QAModel, all_windows: list[Windows], settings: DecodeSetti
     return [p for p in passes if p is not None]
 
 
-def default_budget() -> int:
-    """Tokens per forward batch: `QA_TOKEN_BUDGET`, else a default sized for this machine's
-    accelerator (a GPU holds a far larger batch than a CPU gains from)."""
-    return token_budget(defaults.TOKEN_BUDGET_GPU if _has_gpu() else defaults.TOKEN_BUDGET_CPU)
-
-
-@functools.cache
-def _has_gpu() -> bool:
-    return bool(tf.config.list_logical_devices("GPU"))
-
-
 def _groups(pieces: list[tuple[int, int, int]], all_windows: list[Windows],
-            budget: int) -> Iterator[list[tuple[int, int, int]]]:
-    """Pack (question, first row, end row) pieces, in order, into batches whose rows times
-    padded length stay within `budget`, splitting a question's windows where they must (a
-    batch holds at least one row, whatever the budget)."""
+            rows_for: Callable[[int], int]) -> Iterator[list[tuple[int, int, int]]]:
+    """Pack (question, first row, end row) pieces, in order, into batches of at most
+    `rows_for(padded width)` rows, splitting a question's windows where they must (a batch
+    holds at least one row, whatever the budget)."""
     group: list[tuple[int, int, int]] = []
     rows = width = 0
     for i, lo, hi in pieces:
         length = all_windows[i].input_ids.shape[1]
         while lo < hi:
             wide = max(width, length)
-            fit = min(hi - lo, budget // wide - rows) if group else max(1, min(hi - lo, budget // length))
+            fit = min(hi - lo, rows_for(wide) - rows) if group else max(1, min(hi - lo, rows_for(length)))
             if fit <= 0:
                 yield group
                 group, rows, width = [], 0, 0

@@ -107,6 +107,7 @@ from transformers import (  # noqa: E402
 from transformers.models.auto.modeling_tf_auto import TF_MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES  # noqa: E402
 
 from explain_core import defaults  # noqa: E402
+from explain_core.engine.budget import Footprint  # noqa: E402
 from explain_core.errors import InputError  # noqa: E402
 from explain_core.settings import Env, precision  # noqa: E402
 
@@ -190,6 +191,7 @@ class QAModel:
     def __post_init__(self) -> None:
         self.embedding_matrix: tf.Variable = self.model.get_input_embeddings().weight
         self.uses_token_types = "token_type_ids" in self.tokenizer.model_input_names
+        self.footprint = Footprint.of(self.model.config)  # what a window row costs each pass, in memory
         self.logits = GraphFunction(self._logits, [_IDS, _IDS, _IDS])
         self.gradient_at = GraphFunction(self._gradient_at, [_EMBEDS, _IDS, _IDS, _IDS, _INDEX, _INDEX])
         self.answer_and_gradient = GraphFunction(

@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from explain_core.engine.budget import default_budget
 from explain_core.engine.model import QAModel
 from explain_core.engine.windows import Windows
 from explain_core.engine.words import sequence_ids
@@ -20,6 +21,10 @@ from explain_core.engine.words import sequence_ids
 @dataclass
 class AttributionContext:
     """One window ([1, length] arrays) and the span whose logits are explained.
+
+    Methods that need many rows (integrated gradients' steps, SmoothGrad's samples, the
+    faithfulness re-runs) take them `rows_per_pass` at a time, so the memory budget bounds
+    them as it bounds the answer pass.
 
     `gradient` (d target / d word embeddings, [length, dim]) is filled by the answer pass
     when it could compute it for free; `diagnostics` collects numbers a method reports
@@ -38,6 +43,7 @@ class AttributionContext:
     gradient: np.ndarray | None = None
     diagnostics: dict[str, float] = field(default_factory=dict)
     gradient_rows: int = 0  # forward+backward passes (one row each) spent here: what a method costs
+    budget: int = field(default_factory=default_budget)  # bytes a pass may hold (explain_core.engine.budget)
 
     @classmethod
     def for_window(cls, model: QAModel, windows: Windows, window: int, start: int, end: int) -> AttributionContext:
@@ -66,19 +72,29 @@ class AttributionContext:
         """Word embeddings of the window's tokens, [length, dim]."""
         return self.model.word_embeddings(self.input_ids).numpy()[0]
 
+    def rows_per_pass(self, backward: bool) -> int:
+        """Rows of this window that one pass may take within the budget (at least one)."""
+        return self.model.footprint.rows(self.budget, self.input_ids.shape[1], backward)
+
     def targets_and_gradients(self, embeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Target logit sum and its gradient for a batch of embedding rows [rows, length, dim]."""
-        rows = embeds.shape[0]
-        self.gradient_rows += rows
-        target, grad = self.model.gradient_at(
-            embeds.astype(np.float32),
-            np.repeat(self.input_ids, rows, axis=0),
-            np.repeat(self.attention_mask, rows, axis=0),
-            np.repeat(self.token_type_ids, rows, axis=0),
-            np.full([rows], self.target_start, np.int32),
-            np.full([rows], self.target_end, np.int32),
-        )
-        return target.numpy(), grad.numpy()
+        """Target logit sum and its gradient for embedding rows [rows, length, dim], in passes
+        of at most `rows_per_pass(backward=True)` rows (rows are independent: see `gradient_at`)."""
+        step = self.rows_per_pass(backward=True)
+        self.gradient_rows += embeds.shape[0]
+        targets, grads = [], []
+        for first in range(0, embeds.shape[0], step):
+            rows = min(step, embeds.shape[0] - first)
+            target, grad = self.model.gradient_at(
+                embeds[first:first + rows].astype(np.float32),
+                np.repeat(self.input_ids, rows, axis=0),
+                np.repeat(self.attention_mask, rows, axis=0),
+                np.repeat(self.token_type_ids, rows, axis=0),
+                np.full([rows], self.target_start, np.int32),
+                np.full([rows], self.target_end, np.int32),
+            )
+            targets.append(target.numpy())
+            grads.append(grad.numpy())
+        return np.concatenate(targets), np.concatenate(grads)
 
     def plain_gradient(self) -> np.ndarray:
         """The gradient at the actual input, computed once and shared by the methods that need it."""

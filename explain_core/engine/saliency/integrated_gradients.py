@@ -8,8 +8,9 @@ vector ("zero"), or the mean of the maps from several references of random vocab
 tokens ("mean", an expected-gradients-style average; the steps are shared among them, so
 it costs what one baseline costs). The defaults were chosen by measurement
 (`python -m explain_core.evaluation.tuning`, docs/evaluation.md). The path integral uses
-Gauss-Legendre nodes (as Captum's default), batched as rows, and the completeness delta
-says how well the steps approximate it.
+Gauss-Legendre nodes (as Captum's default), batched as rows, as many at a time as the memory
+budget allows (`AttributionContext.rows_per_pass`), and the completeness delta says how well
+the steps approximate it.
 """
 from __future__ import annotations
 
@@ -25,14 +26,12 @@ class IntegratedGradients(SaliencyMethod):
     signed = True
     BASELINES: ClassVar[tuple[str, ...]] = ("pad", "mask", "zero", "mean")
 
-    def __init__(self, steps: int = 32, baseline: str = "pad", references: int = 4, batch: int = 8,
-                 seed: int = 0) -> None:
+    def __init__(self, steps: int = 32, baseline: str = "pad", references: int = 4, seed: int = 0) -> None:
         if baseline not in self.BASELINES:
             raise ValueError(f"baseline must be one of {self.BASELINES}, not {baseline!r}")
         self.steps = steps
         self.baseline = baseline
         self.references = references if baseline == "mean" else 1
-        self.batch = batch
         self.seed = seed
 
     def baselines(self, ctx: AttributionContext, embeds: np.ndarray) -> list[np.ndarray]:
@@ -57,14 +56,17 @@ class IntegratedGradients(SaliencyMethod):
         nodes, weights = np.polynomial.legendre.leggauss(max(1, self.steps // len(bases)))
         alphas, weights = (nodes + 1) / 2, weights / 2  # from [-1, 1] to [0, 1]
         attributions = np.zeros(embeds.shape[0], dtype=np.float64)
+        batch = ctx.rows_per_pass(backward=True)
         for base in bases:
             delta = embeds - base
             total = np.zeros_like(embeds, dtype=np.float64)
-            for first in range(0, len(alphas), self.batch):
-                chunk = alphas[first:first + self.batch]
+            for first in range(0, len(alphas), batch):
+                chunk = alphas[first:first + batch]
                 rows = base[np.newaxis] + chunk[:, np.newaxis, np.newaxis] * delta[np.newaxis]
                 _, grads = ctx.targets_and_gradients(rows)
-                total += np.tensordot(weights[first:first + self.batch], grads.astype(np.float64), axes=1)
+                # Step by step, so the sum is the same whatever the batch (floating-point addition is not associative).
+                for weight, grad in zip(weights[first:first + batch], grads.astype(np.float64)):
+                    total += weight * grad
             attributions += np.einsum("ld,ld->l", total, delta.astype(np.float64)) / len(bases)
         ends, _ = ctx.targets_and_gradients(np.stack([*bases, embeds]))
         change = float(ends[-1] - ends[:-1].mean())

@@ -161,7 +161,7 @@ def test_an_answer_within_the_grace_gets_no_status_edit(slack: SlackFake, module
 
 def test_progress_from_a_real_worker_on_a_long_document_in_a_thread(
         bot: BotUnderTest, module_redis: RedisServer, tiny_model_dir: Path, tmp_path: Path) -> None:
-    worker = WorkerProcess.tiny(module_redis.url, NAMESPACE, tiny_model_dir, tmp_path, QA_TOKEN_BUDGET="64",
+    worker = WorkerProcess.tiny(module_redis.url, NAMESPACE, tiny_model_dir, tmp_path, QA_MEMORY_BUDGET="1",
                                 QA_WORKER_TEST_PAUSE_S="1.0").running()
     try:
         channel = unique("C")
