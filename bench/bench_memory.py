@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench import SHARED_MODEL
-from bench.bench_queue import memory_kb, start_worker
+from bench.bench_queue import memory_kb, start_worker, through_redis
 from bench.models import build_random_model
 from tests.support import ROOT
 
@@ -156,7 +156,7 @@ def worker(models: dict[str, str], budget_arg: str, tmp: Path, jobs: int = 8, le
 
 def worker_peak(model: str, env: dict[str, str], items: list[tuple[str, str]], log: Path) -> tuple[float, float]:
     """A fresh worker's peak RSS (MB) after answering `items` enqueued at once, and the seconds they took."""
-    from explain_core.queue import JobOptions, JobQueue, ReplyTo
+    from explain_core.queue import JobQueue
     from tests.support.redis_server import RedisServer
 
     server = RedisServer(appendonly=False).start()
@@ -168,17 +168,8 @@ def worker_peak(model: str, env: dict[str, str], items: list[tuple[str, str]], l
         os.environ.clear()
         os.environ.update(saved)
     try:
-        queue = JobQueue.from_url(server.url, "bench")
-        started = time.perf_counter()
-        for i, (question, passage) in enumerate(items):
-            queue.enqueue(f"long-{i}", question, passage, JobOptions(), ReplyTo())
-        seen = 0
-        while seen < len(items):
-            for entry in queue.read_results("bench", "reader", count=100, block_ms=1000):
-                assert entry.result.ok, entry.result.error
-                queue.ack_result("bench", entry.entry_id)
-                seen += 1
-        return memory_kb(proc.pid)["VmHWM"] / 1024, time.perf_counter() - started
+        seconds = through_redis(JobQueue.connect(server.url, "bench"), items, 0)
+        return memory_kb(proc.pid)["VmHWM"] / 1024, seconds
     finally:
         proc.terminate()
         proc.wait(60)

@@ -91,7 +91,7 @@ def bench_model(name: str, model: str, batches: list[int], jobs: int, repeats: i
         server = RedisServer(appendonly=False).start()
         worker = start_worker(server.url, Path(model), batch, tmp / f"worker-{name}-{batch}.log")
         try:
-            queue = JobQueue.from_url(server.url, "bench")
+            queue = JobQueue.connect(server.url, "bench")
             through_worker(queue, items[:batch], f"warm-{batch}")  # the worker's first batch, off the clock
             pipe(question=[q for q, _ in items[:batch]], context=[p for _, p in items[:batch]], batch_size=batch)
             runs = [(through_worker(queue, items, f"run{r}-{batch}"), through_pipeline(pipe, items, batch))
