@@ -148,9 +148,13 @@ class Sweeper(Background):
         except Stopped:
             pass
         finally:
-            self._leases.release(pending.key)
-            with self._lock:
-                self._busy.discard(pending.key)
+            self._release(pending.key)
+
+    def _release(self, key: str) -> None:
+        """The question's outcome is shown (or left to another sweep): free its lease and this sweeper's hold."""
+        self._leases.release(key)
+        with self._lock:
+            self._busy.discard(key)
 
     def _verdict(self, placeholder: Placeholder, state: Local | None, now: float) -> Outcome | None:
         """What to tell the asker now, or None to keep waiting."""
@@ -183,9 +187,7 @@ class Sweeper(Background):
             except Stopped:
                 pass
             finally:
-                self._leases.release(placeholder.key)
-                with self._lock:
-                    self._busy.discard(placeholder.key)
+                self._release(placeholder.key)
 
         self._flow.lanes.submit(placeholder.channel, task)
 
