@@ -125,19 +125,20 @@ def _run_jsonl(handle: TextIO, stdout: TextIO, qa: Any, method: str, settings: D
     """Answer `--jsonl` input in chunks of `defaults.JSONL_CHUNK` lines, writing each chunk's results
     as soon as they are ready: memory is bounded by the chunk, not by the input's length.
 
-    A run of more than one question traces the model's graphs before its first pass: eager calls
-    cost a 12-layer model about 1 GB more RSS than the graph (measured, docs/benchmarks.md) and are
-    slower, so only a single question, which would not earn the trace back, runs eagerly.
+    A run that goes on to a second chunk traces the model's graphs then: a trace costs seconds
+    (about 6 s for MiniLM), which the graph's faster calls earn back over many questions, not over
+    a few, so the first chunk runs eagerly (its functions trace themselves after
+    `defaults.EAGER_CALLS` calls); and a long run does not keep paying eager calls, which also
+    cost a 12-layer model about 1 GB more RSS than the graph (docs/benchmarks.md). Nothing reads
+    ahead: a caller streaming its input gets each chunk's results as soon as they are ready.
     """
     from explain_core.engine import explain_batch
 
     records = _jsonl_records(handle)
-    traced = False
-    while chunk := list(itertools.islice(records, defaults.JSONL_CHUNK)):
-        items = [r for r in chunk if isinstance(r, tuple)]
-        if not traced and len(items) > 1:
+    for number, chunk in enumerate(iter(lambda: list(itertools.islice(records, defaults.JSONL_CHUNK)), [])):
+        if number:
             qa.trace()
-            traced = True
+        items = [r for r in chunk if isinstance(r, tuple)]
         outcomes = iter(explain_batch([(q, p) for _, _, q, p in items], model=qa, method=method, settings=settings)
                         if items else [])
         for record in chunk:

@@ -40,6 +40,12 @@ def span_probabilities(ctx: AttributionContext, input_ids: np.ndarray) -> np.nda
                                       np.repeat(ctx.token_type_ids, len(part), axis=0))
         starts.append(start.numpy())
         ends.append(end.numpy())
+    return _span_probability(ctx, np.concatenate(starts), np.concatenate(ends))
+
+
+def _span_probability(ctx: AttributionContext, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The target span's probability for rows of start and end logits ([rows, length] each):
+    the pipeline's softmax over the allowed tokens."""
     allowed = ctx.allowed[np.newaxis, :] > 0
 
     def softmax(logits: np.ndarray) -> np.ndarray:
@@ -47,8 +53,7 @@ def span_probabilities(ctx: AttributionContext, input_ids: np.ndarray) -> np.nda
         exp = np.exp(masked - masked.max(axis=1, keepdims=True))
         return exp / exp.sum(axis=1, keepdims=True)
 
-    return (softmax(np.concatenate(starts))[:, ctx.target_start]
-            * softmax(np.concatenate(ends))[:, ctx.target_end])
+    return softmax(starts)[:, ctx.target_start] * softmax(ends)[:, ctx.target_end]
 
 
 def masked_inputs(ctx: AttributionContext, order: np.ndarray, fractions: tuple[float, ...] = FRACTIONS) -> np.ndarray:
@@ -70,11 +75,20 @@ def masked_inputs(ctx: AttributionContext, order: np.ndarray, fractions: tuple[f
 
 
 def measure(ctx: AttributionContext, raw: np.ndarray, fractions: tuple[float, ...] = FRACTIONS) -> Faithfulness:
-    """Faithfulness of a token ranking by |raw| (ties broken by position, for determinism)."""
+    """Faithfulness of a token ranking by |raw| (ties broken by position, for determinism).
+
+    The unmasked window's probability comes from the logits the answer pass left in the
+    context when it did (one forward row in seven saved per answer), else it joins the masked rows' pass."""
     started = time.perf_counter()
     order = np.lexsort((np.arange(len(raw)), -np.abs(raw)))
-    probs = span_probabilities(ctx, np.concatenate([ctx.input_ids, masked_inputs(ctx, order, fractions)]))
-    original, hidden, kept = probs[0], probs[1:1 + len(fractions)], probs[1 + len(fractions):]
+    masked = masked_inputs(ctx, order, fractions)
+    if ctx.logits is None:
+        probs = span_probabilities(ctx, np.concatenate([ctx.input_ids, masked]))
+        original, probs = probs[0], probs[1:]
+    else:
+        original = _span_probability(ctx, ctx.logits[0][np.newaxis], ctx.logits[1][np.newaxis])[0]
+        probs = span_probabilities(ctx, masked)
+    hidden, kept = probs[:len(fractions)], probs[len(fractions):]
     curve = [{"fraction": f, "hidden": float(h), "kept_only": float(k)} for f, h, k in zip(fractions, hidden, kept)]
     at = fractions.index(SENTENCE_FRACTION) if SENTENCE_FRACTION in fractions else 0
     what = "no-answer score" if ctx.target_start == ctx.target_end == 0 else "confidence"

@@ -59,10 +59,12 @@ class Located:
         return self.ranked[0] if self.ranked else Candidate("", 0, 0, 0.0, 0, 0, 0)
 
     def context(self, qa: QAModel) -> AttributionContext:
-        """The attribution context of the best span's window, with the gradient the answer
-        pass already computed when it targeted that same span."""
+        """The attribution context of the best span's window, with the window's logits and,
+        when the answer pass targeted that same span, its gradient: what that pass already computed."""
         best = self.best
         ctx = AttributionContext.for_window(qa, self.windows, best.window, best.token_start, best.token_end)
+        n = ctx.input_ids.shape[1]
+        ctx.logits = (self.answer_pass.start_logits[best.window, :n], self.answer_pass.end_logits[best.window, :n])
         if self.answer_pass.graph_span == (best.token_start, best.token_end):
             ctx.gradient = self.answer_pass.gradient
         return ctx

@@ -90,7 +90,7 @@ _ENQUEUE = _PUSH + """
 -- ARGV: 1 job json, 2 dedup ttl, 3 max backlog, 4 stream ttl, 5 passage json or '', 6 payload ttl,
 --       7 group, 8 job key, 9 now (s), 10 per-asker limit, 11 per-channel limit, 12 line ttl,
 --       13 '1' if the job has an asker, 14 '1' if it has a channel, 15 per-team limit, 16 '1' if it has a team,
---       17 the team's slots in the stream ('0': no gate)
+--       17 the team's slots in the stream ('0': no gate), 18 '1' if the job refers to a stored passage
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'duplicate'} end
 local ahead = redis.call('XLEN', KEYS[1])
 if ahead >= tonumber(ARGV[3]) then return {'full', ahead} end
@@ -113,8 +113,12 @@ if ARGV[13] == '1' then
   waiting = redis.call('LLEN', held)
   if (running and 1 or 0) + waiting >= tonumber(ARGV[10]) then return {'user_limit', ARGV[10]} end
 end
+if ARGV[5] ~= '' then
+  redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[6])
+elseif ARGV[18] == '1' and redis.call('EXPIRE', KEYS[3], ARGV[6]) == 0 then
+  return {'passage'}  -- not stored (yet, or any more): the caller sends it
+end
 redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
-if ARGV[5] ~= '' then redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[6]) end
 redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[7], '0', 'MKSTREAM')
 for _, counted in ipairs({load, tload}) do
   if counted ~= '' then
@@ -374,15 +378,23 @@ class JobQueue:
         job = Job(key=key, question=question, options=options, reply_to=reply_to, enqueued_at=time.time(),
                   passage=None if ref else passage, passage_ref=ref)
         asker, load = _asker(reply_to.team, reply_to.user), _channel(reply_to.team, reply_to.channel)
-        reply = self._enqueue(
-            keys=[self.keys.jobs, self.keys.dedup(key), ref or self.keys.passage("-"),
-                  self.keys.active(asker or "-"), self.keys.held(asker or "-"), self.keys.channel_load(load or "-"),
-                  self.keys.order, self.keys.team_load(reply_to.team or "-"), self.keys.slots(reply_to.team or "-"),
-                  self.keys.turns(reply_to.team or "-")],
-            args=[job.to_json(), Keys.DEDUP_TTL_S, self.max_backlog, Keys.STREAM_TTL_S, stored if ref else "",
-                  Keys.PAYLOAD_TTL_S, WORKER_GROUP, key, time.time(), self.max_per_user, self.max_per_channel,
-                  Keys.LINE_TTL_S, "1" if asker else "0", "1" if load else "0", self.max_per_team,
-                  "1" if reply_to.team else "0", self.team_slots])
+
+        def push(sent: str) -> list[Any]:
+            return self._enqueue(
+                keys=[self.keys.jobs, self.keys.dedup(key), ref or self.keys.passage("-"),
+                      self.keys.active(asker or "-"), self.keys.held(asker or "-"),
+                      self.keys.channel_load(load or "-"), self.keys.order, self.keys.team_load(reply_to.team or "-"),
+                      self.keys.slots(reply_to.team or "-"), self.keys.turns(reply_to.team or "-")],
+                args=[job.to_json(), Keys.DEDUP_TTL_S, self.max_backlog, Keys.STREAM_TTL_S, sent,
+                      Keys.PAYLOAD_TTL_S, WORKER_GROUP, key, time.time(), self.max_per_user, self.max_per_channel,
+                      Keys.LINE_TTL_S, "1" if asker else "0", "1" if load else "0", self.max_per_team,
+                      "1" if reply_to.team else "0", self.team_slots, "1" if ref else "0"])
+
+        # A large passage goes to Redis once: a follow-up question about the same document refers
+        # to the stored copy (and keeps it), and sends the text only when it is not there.
+        reply = push("")
+        if reply[0] == "passage":
+            reply = push(stored)
         if reply[0] == "duplicate":
             return Enqueued(job_id=None, ahead=0, duplicate=True)
         if reply[0] == "full":

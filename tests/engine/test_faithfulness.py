@@ -1,6 +1,7 @@
 """Faithfulness scores: batched masking must equal masking one variant at a time."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 
 from explain_core import Explanation, explain, load_model
 from explain_core.engine.faithfulness import FRACTIONS, masked_inputs, measure, span_probabilities
+from explain_core.engine.locate import locate
 from explain_core.engine.saliency import AttributionContext, get_method
 from explain_core.engine.windows import make_windows
 from explain_core.settings import DecodeSettings
@@ -78,3 +80,23 @@ def test_hiding_everything_salient_differs_from_hiding_nothing(explained):
     result = measure(ctx, raw, fractions=(1.0,))
     assert result.curve[0]["hidden"] != pytest.approx(result.original, rel=1e-3)
     assert result.curve[0]["kept_only"] == pytest.approx(result.original, rel=1e-5)  # keeping 100% hides nothing
+
+
+def test_the_answer_pass_logits_save_the_unmasked_row_and_change_nothing(explained, monkeypatch):
+    """The located context carries its window's logits: faithfulness then runs only the masked
+    rows, and its scores equal those of a context that runs the unmasked row itself."""
+    _, ctx, _ = explained
+    known = locate(ctx.model, QUESTION, PASSAGE, DecodeSettings(handle_impossible_answer=False)).context(ctx.model)
+    assert known.logits is not None
+    unknown = dataclasses.replace(known, logits=None)
+    raw = get_method("vanilla").attribute(unknown)
+    rows: list[int] = []
+    logits = ctx.model.logits
+    monkeypatch.setattr(ctx.model, "logits", lambda ids, *rest: (rows.append(len(ids)), logits(ids, *rest))[1])
+    without, with_logits = measure(unknown, raw), measure(known, raw)
+    assert rows == [1 + 2 * len(FRACTIONS), 2 * len(FRACTIONS)]
+    assert with_logits.original == pytest.approx(without.original, rel=1e-5)
+    for ours, theirs in zip(with_logits.curve, without.curve, strict=True):  # batches of 6 and 7 round apart
+        assert ours == pytest.approx(theirs, rel=1e-5)
+    assert (with_logits.comprehensiveness, with_logits.sufficiency) == pytest.approx(
+        (without.comprehensiveness, without.sufficiency), abs=1e-6)

@@ -133,6 +133,29 @@ def test_large_passage_is_stored_once_and_referenced(queue: JobQueue) -> None:
     assert queue.passages(jobs) == [None, None]
 
 
+def test_a_follow_up_about_a_stored_passage_does_not_send_it_again(queue: JobQueue) -> None:
+    """The bot's bytes to Redis, as Redis counts them: the first question about a large
+    document carries it, a follow-up only refers to it (and keeps it another TTL); once the
+    stored copy is gone, the next question sends the text again."""
+    passage = "Paris is the capital of France. " * 3000
+
+    def sent(key: str) -> int:
+        before = queue.redis.info("stats")["total_net_input_bytes"]
+        queue.enqueue(key, "What is the capital?", passage, JobOptions(), ReplyTo())
+        return int(queue.redis.info("stats")["total_net_input_bytes"] - before)
+
+    assert sent("first") > len(passage)
+    (ref,) = queue.redis.scan_iter(f"{queue.namespace}:passage:*")
+    queue.redis.expire(ref, 60)
+    assert sent("follow-up") < 4000
+    assert queue.redis.ttl(ref) > 3600  # the follow-up kept the document for its own TTL
+    queue.redis.delete(ref)
+    assert sent("after it expired") > len(passage)
+    jobs = [Job.from_json(e.payload) for e in queue.read_jobs("w1", count=10, block_ms=10)]
+    assert [j.key for j in jobs] == ["first", "follow-up", "after it expired"]
+    assert queue.passages(jobs) == [passage] * 3
+
+
 def test_finish_writes_one_result_however_often_it_runs(queue: JobQueue) -> None:
     queue.enqueue("k", "q", "p", JobOptions(), REPLY_TO)
     (entry,) = queue.read_jobs("w1", count=1, block_ms=10)

@@ -27,8 +27,10 @@ class AttributionContext:
     them as it bounds the answer pass.
 
     `gradient` (d target / d word embeddings, [length, dim]) is filled by the answer pass
-    when it could compute it for free; `diagnostics` collects numbers a method reports
-    (integrated gradients' completeness delta).
+    when it could compute it for free, and `logits` (start and end, [length] each) by the
+    answer pass that located the span, so that faithfulness needs no pass for the unmasked
+    window; `diagnostics` collects numbers a method reports (integrated gradients'
+    completeness delta).
     """
 
     model: QAModel
@@ -41,6 +43,7 @@ class AttributionContext:
     allowed: np.ndarray  # float [length]: 1 for tokens in the pipeline's softmax (passage and [CLS])
     passage_tokens: np.ndarray  # bool [length]: the passage's tokens (what faithfulness masks)
     gradient: np.ndarray | None = None
+    logits: tuple[np.ndarray, np.ndarray] | None = None
     diagnostics: dict[str, float] = field(default_factory=dict)
     gradient_rows: int = 0  # forward+backward passes (one row each) spent here: what a method costs
     budget: int = field(default_factory=default_budget)  # bytes a pass may hold (explain_core.engine.budget)
