@@ -17,9 +17,8 @@ Functions are warmed up, then run interleaved (A, B, C, ... A, B, C ...) so that
 other processes on a shared machine hits all of them alike; medians are reported.
 
 Models: by default (1) a randomly initialised DistilBERT-base-size model (6 layers, hidden 768,
-12 heads, vocabulary 30,522: the tiny test vocabulary padded with dummy tokens), saved with
-`save_pretrained` into a temporary folder, and (2) ../shared/models/minilm-l6-squad2-tiny when
-present. `--model PATH` (repeatable) replaces that list.
+12 heads, vocabulary 30,522; bench/models.py), saved with `save_pretrained` into a temporary
+folder, and (2) ../shared/models/minilm-l6-squad2-tiny when present. `--model PATH` (repeatable) replaces that list.
 
 Usage: python -m bench.bench_engine [--repeats 10] [--model PATH ...]
 """
@@ -49,34 +48,10 @@ from explain_core.engine.model import QAModel  # noqa: E402
 from explain_core.engine.windows import make_windows  # noqa: E402
 from explain_core.settings import DecodeSettings  # noqa: E402
 from bench import SHARED_MODEL  # noqa: E402
+from bench.models import build_random_model  # noqa: E402
 from tests.support import ROOT  # noqa: E402
 QUESTION = "Who built the Bell Rock Lighthouse, and when was its light first lit?"
 WINDOW_TOKENS = 384
-BASE_VOCAB = 30522
-
-
-def build_distilbert_base(out_dir: Path) -> Path:
-    """A DistilBERT-base-size QA model with random weights, saved like a real checkpoint.
-
-    Only the shapes matter for speed, so the tiny corpus vocabulary is padded with dummy
-    tokens to BERT's 30,522 rows: the embedding matrix (and the seed's one-hot) get their
-    real size without any download.
-    """
-    from transformers import DistilBertConfig, DistilBertTokenizerFast, TFDistilBertForQuestionAnswering
-
-    from tests.support.tiny_models import wordpiece_vocab
-
-    vocab = wordpiece_vocab(lowercase=False)
-    vocab += [f"[unused{i}]" for i in range(BASE_VOCAB - len(vocab))]
-    (out_dir / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = DistilBertTokenizerFast(vocab_file=str(out_dir / "vocab.txt"), do_lower_case=False,
-                                        model_max_length=512)
-    tf.keras.utils.set_random_seed(0)
-    model = TFDistilBertForQuestionAnswering(DistilBertConfig(vocab_size=BASE_VOCAB))
-    model(dict(tokenizer("Who?", "Nobody.", return_tensors="tf")))
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    return out_dir
 
 
 def passage_filling_one_window(qa: QAModel) -> str:
@@ -185,7 +160,7 @@ def main() -> None:
         if args.model:
             models = [(m, m) for m in args.model]
         else:
-            models = [("random DistilBERT-base", str(build_distilbert_base(Path(tmp))))]
+            models = [("random DistilBERT-base", str(build_random_model("distilbert", Path(tmp) / "distilbert")))]
             if SHARED_MODEL.exists():
                 models.append((SHARED_MODEL.name, str(SHARED_MODEL)))
         for name, path in models:

@@ -1,7 +1,7 @@
 """What does the queue cost? The worker's computation alone versus the same jobs through Redis.
 
-With a DistilBERT-size model (random weights: 6 layers, dim 768, vocabulary 28,996, as
-distilbert-base-cased; the tokenizer comes from tests/support/tiny_models.py) it measures:
+With a DistilBERT-base-size model (random weights: 6 layers, dim 768, vocabulary 30,522;
+bench/models.py) it measures:
 
 - batching: jobs answered in one `explain_batch` pass per batch versus one by one, in
   process (`Answerer(batch=...)`), for the vanilla gradient and integrated gradients;
@@ -37,23 +37,6 @@ from tests.support.redis_server import RedisServer  # noqa: E402
 CORPUS = ROOT / "tests" / "data" / "corpus.txt"
 QUESTIONS = ("Who founded it?", "When did it happen?", "Where did she move?", "How much did it cost?",
              "What was built?", "Why did they leave?")
-
-
-def distilbert_size_model(out_dir: Path) -> Path:
-    """A DistilBERT-base-size QA checkpoint with random weights (the size is what matters here).
-
-    Built by a child process (`--build-model`), so that this process, like the worker, only
-    loads it from disk: building it here made the in-process side ~35% slower (measured).
-    """
-    from transformers import DistilBertConfig, TFDistilBertForQuestionAnswering
-
-    from tests.support.tiny_models import build_tiny_model
-
-    build_tiny_model("distilbert", out_dir)  # for its tokenizer files; the weights are replaced
-    model = TFDistilBertForQuestionAnswering(DistilBertConfig(vocab_size=28996))
-    model(model.dummy_inputs)
-    model.save_pretrained(out_dir)
-    return out_dir
 
 
 def workload(count: int) -> list[tuple[str, str]]:
@@ -153,17 +136,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--enqueues", type=int, default=2000)
     parser.add_argument("--model", type=Path, help="a QA checkpoint folder (default: a random DistilBERT-size one)")
-    parser.add_argument("--build-model", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.build_model:
-        distilbert_size_model(args.build_model)
-        return
 
     with tempfile.TemporaryDirectory(prefix="bench-queue-") as tmp:
         model = args.model or Path(tmp) / "model"
-        if not args.model:
-            subprocess.run([sys.executable, "-m", "bench.bench_queue", "--build-model", str(model)], cwd=ROOT,
-                           check=True)
+        if not args.model:  # built by a child, so that this process, like the worker, only loads it from disk:
+            # building it here made the in-process side ~35% slower (measured)
+            subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from bench.models import "
+                            "build_random_model; build_random_model('distilbert', Path(sys.argv[1]))", str(model)],
+                           cwd=ROOT, check=True)
         items = workload(args.jobs)
         rows: list[tuple[str, str]] = [("jobs per run", f"{args.jobs} (batch {args.batch}, "
                                                         f"best of {args.repeats})")]
