@@ -185,9 +185,12 @@ def _run(options: Options, undo: _Undo) -> Result:
                                                       f"> {RSS_BOUND_MB[role]:.0f} MB")
     if leftovers:
         verdict.violations["text_kept"].extend([0] * len(leftovers))
-    kept = _kept_on_purpose(admin, ttl + 15)
-    if memory_end - kept > memory_start + MEMORY_SLACK_BYTES:
+    kept, memory_after = _expire_kept(admin, ttl + 15)
+    if memory_after > memory_start + MEMORY_SLACK_BYTES:
         verdict.violations["redis_memory"].append(0)
+        verdict.stories.setdefault(0, []).append(
+            f"VIOLATION redis_memory: {memory_after / 1e6:.2f} MB > {memory_start / 1e6:.2f} MB + "
+            f"{MEMORY_SLACK_BYTES / 1e6:.0f} MB once the kept keys expired; what remains: {_remaining(admin)}")
     touched = _touched(planned, people.questions, verdict.finished)
     kinds: dict[str, int] = {}
     for fault in planned:
@@ -199,14 +202,15 @@ def _run(options: Options, undo: _Undo) -> Result:
         options.seed, verdict, network=network.kind, minutes=options.minutes, rate=options.rate,
         elapsed_s=load_s, faults=kinds, touched=touched, peaks=fleet.peaks.mb,
         redis_memory=(memory_start, memory_end), leftovers=leftovers,
-        extra={"redis kept on purpose (longer documented TTLs, votes)": f"{kept / 1e6:.2f} MB",
+        extra={"redis kept on purpose (longer documented TTLs, votes)": f"{kept:,} keys",
+               "redis used_memory once they expire": f"{memory_after / 1e6:.2f} MB",
                "bound on silence": f"{bound_s():.0f} s (soak settings {_env_line()})",
                "faults not made": broken or "none", "load began": time.strftime("%H:%M:%S", time.gmtime(began))})
     print("\n".join(lines), flush=True)
     summary = {"seed": options.seed, "hosts": network.kind, "counts": dict(verdict.counts),
                "violations": {k: len(v) for k, v in verdict.violations.items()},
                "latency_placeholder": sorted(verdict.to_placeholder), "faults": kinds, "touched": touched,
-               "peak_rss_mb": fleet.peaks.mb, "redis_memory": [memory_start, memory_end]}
+               "peak_rss_mb": fleet.peaks.mb, "redis_memory": [memory_start, memory_end, memory_after]}
     if options.json_path is not None:
         summary.pop("latency_placeholder")
         options.json_path.write_text(json.dumps(summary, indent=2))
@@ -264,19 +268,41 @@ def _drain(questions: list[Question], fake: SlackFake, bound: float) -> None:
         time.sleep(10)
 
 
-def _kept_on_purpose(admin: redis.Redis, waited_s: float) -> int:
-    """Bytes of the keys Redis keeps on purpose past the soak's wait: those whose documented TTL is
-    longer (an hour or a day: outcome markers, reply records, dedup and once markers; `_text_keys`
-    checks that none holds text past its kind's TTL) and the votes (kept for months). What Redis
-    holds beyond them must come back within MEMORY_SLACK_BYTES of its start: a key without a TTL, or
-    anything left by a leak, still counts."""
+def _expire_kept(admin: redis.Redis, waited_s: float) -> tuple[int, int]:
+    """Let the keys Redis keeps on purpose past the soak's wait expire, as their TTLs would, and
+    measure what Redis holds then (after the soak has read everything it checks): those whose
+    documented TTL is longer (an hour or a day: outcome markers, reply records, dedup and once
+    markers; `_text_keys` checks that none holds text past its kind's TTL) and the votes (kept for
+    months). Deleting them frees what they hold and their share of Redis's key tables, which an
+    estimate per key (MEMORY USAGE) leaves out; what remains must come back within
+    MEMORY_SLACK_BYTES of the start: a key without a TTL, or anything left by a leak, still counts.
+    Returns the keys deleted and used_memory once Redis has shrunk its tables (its cron does)."""
     keys = Keys(NAMESPACE)
     votes = {keys.votes, keys.votes_at, keys.votes_count}
-    kept = 0
-    for key in admin.scan_iter(f"{NAMESPACE}:*", count=500):
-        if key.decode() in votes or admin.ttl(key) > waited_s:
-            kept += int(admin.memory_usage(key) or 0)
-    return kept
+    kept = [key for key in admin.scan_iter(f"{NAMESPACE}:*", count=500)
+            if key.decode() in votes or admin.ttl(key) > waited_s]
+    for first in range(0, len(kept), 500):
+        admin.delete(*kept[first:first + 500])
+    settled, memory = time.monotonic() + 10, int(admin.info("memory")["used_memory"])
+    while time.monotonic() < settled:
+        time.sleep(1)
+        memory, before = int(admin.info("memory")["used_memory"]), memory
+        if memory >= before:
+            break
+    return len(kept), memory
+
+
+def _remaining(admin: redis.Redis) -> str:
+    """What Redis still holds, by kind of key (the namespace's second part): keys and bytes, and
+    its own overheads (replication backlog, clients, scripts), for a memory violation's story."""
+    kinds: dict[str, list[int]] = {}
+    for key in admin.scan_iter("*", count=500):
+        kind = kinds.setdefault(key.decode().split(":")[1] if ":" in key.decode() else key.decode(), [0, 0])
+        kind[0] += 1
+        kind[1] += int(admin.memory_usage(key) or 0)
+    stats = admin.memory_stats()
+    overheads = {k: v for k, v in stats.items() if k.startswith(("overhead", "replication", "clients", "lua", "aof"))}
+    return f"keys {kinds}; {overheads}"
 
 
 def _text_keys(admin: redis.Redis, questions: list[str]) -> list[str]:
