@@ -125,20 +125,21 @@ def _run_jsonl(handle: TextIO, stdout: TextIO, qa: Any, method: str, settings: D
     """Answer `--jsonl` input in chunks of `defaults.JSONL_CHUNK` lines, writing each chunk's results
     as soon as they are ready: memory is bounded by the chunk, not by the input's length.
 
-    A run that goes on to a second chunk traces the model's graphs then: a trace costs seconds
-    (about 6 s for MiniLM), which the graph's faster calls earn back over many questions, not over
-    a few, so the first chunk runs eagerly (its functions trace themselves after
-    `defaults.EAGER_CALLS` calls); and a long run does not keep paying eager calls, which also
-    cost a 12-layer model about 1 GB more RSS than the graph (docs/benchmarks.md). Nothing reads
-    ahead: a caller streaming its input gets each chunk's results as soon as they are ready.
+    A run of more than one question traces the model's graphs before its first pass: eager calls
+    cost a 12-layer model about 1 GB more RSS than the graph and are slower, so only a single
+    question, which would not earn the trace back, runs eagerly. Tracing only when a second chunk
+    comes was measured and dropped: a first chunk of 16 questions run eagerly peaked at 3.5 GB with
+    a RoBERTa-base-size model, against 2.3 GB traced (docs/benchmarks.md, "Memory").
     """
     from explain_core.engine import explain_batch
 
     records = _jsonl_records(handle)
-    for number, chunk in enumerate(iter(lambda: list(itertools.islice(records, defaults.JSONL_CHUNK)), [])):
-        if number:
-            qa.trace()
+    traced = False
+    while chunk := list(itertools.islice(records, defaults.JSONL_CHUNK)):
         items = [r for r in chunk if isinstance(r, tuple)]
+        if not traced and len(items) > 1:
+            qa.trace()
+            traced = True
         outcomes = iter(explain_batch([(q, p) for _, _, q, p in items], model=qa, method=method, settings=settings)
                         if items else [])
         for record in chunk:

@@ -9,7 +9,6 @@ import sys
 
 import pytest
 
-from explain_core import defaults
 from explain_core.cli import main, run
 
 PASSAGE = "The Bell Rock Lighthouse was built by Robert Stevenson between 1807 and 1810 off the coast of Scotland."
@@ -170,11 +169,11 @@ def test_jsonl_bad_and_endless_lines_become_error_records_in_place(tiny_model_di
     assert "line 4 is over" in records[3]["error"]["message"]
 
 
-@pytest.mark.parametrize(("lines", "traced"), [(1, 0), (defaults.JSONL_CHUNK, 0), (defaults.JSONL_CHUNK + 1, 1)])
-def test_jsonl_traces_when_a_second_chunk_comes(tiny_model_dir, tmp_path, monkeypatch, lines, traced):
-    """A trace costs seconds, which many questions earn back and a few do not; and eager calls
-    cost a 12-layer model ~1 GB more RSS than the graph: a run that goes on to a second chunk
-    traces then; one chunk keeps the eager cold start."""
+@pytest.mark.parametrize(("lines", "traced"), [(1, 0), (2, 1)])
+def test_jsonl_of_more_than_one_line_traces_before_its_first_pass(tiny_model_dir, tmp_path, monkeypatch, lines,
+                                                                  traced):
+    """Eager calls cost a 12-layer model ~1 GB more RSS than the graph: a run that will make more
+    than one pass traces first; a single question keeps the eager cold start."""
     import explain_core.engine
     from explain_core.engine.model import QAModel
 
