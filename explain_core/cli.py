@@ -125,7 +125,7 @@ def _run_jsonl(handle: TextIO, stdout: TextIO, qa: Any, method: str, settings: D
     """Answer `--jsonl` input in chunks of `defaults.JSONL_CHUNK` lines, writing each chunk's results
     as soon as they are ready: memory is bounded by the chunk, not by the input's length.
 
-    A run of more than one question traces the model's graphs before its first pass: eager calls
+    A run of more than one question runs the model's graphs traced from their first call: eager calls
     cost a 12-layer model about 1 GB more RSS than the graph and are slower, so only a single
     question, which would not earn the trace back, runs eagerly. Tracing only when a second chunk
     comes was measured and dropped: a first chunk of 16 questions run eagerly peaked at 3.5 GB with
@@ -138,7 +138,7 @@ def _run_jsonl(handle: TextIO, stdout: TextIO, qa: Any, method: str, settings: D
     while chunk := list(itertools.islice(records, defaults.JSONL_CHUNK)):
         items = [r for r in chunk if isinstance(r, tuple)]
         if not traced and len(items) > 1:
-            qa.trace()
+            qa.trace(on_first_use=True)
             traced = True
         outcomes = iter(explain_batch([(q, p) for _, _, q, p in items], model=qa, method=method, settings=settings)
                         if items else [])

@@ -185,3 +185,4 @@ def test_jsonl_of_more_than_one_line_traces_before_its_first_pass(tiny_model_dir
                             for _ in range(lines)), encoding="utf-8")
     assert run(["--jsonl", str(path), "--model", str(tiny_model_dir)], stdout=io.StringIO()) == 0
     assert fresh.answer_and_gradient.tracing_count() == traced
+    assert fresh.gradient_at.tracing_count() == fresh.logits.tracing_count() == 0  # one-window passages need neither

@@ -149,8 +149,10 @@ class GraphFunction:
             return self._eager(*(tf.convert_to_tensor(a, spec.dtype) for a, spec in zip(args, self._signature)))
         return self._graph(*args)
 
-    def trace(self) -> None:
-        self._build()
+    def trace(self, on_first_use: bool = False) -> None:
+        """No more eager calls: build the graph now, or (`on_first_use`) at its next call."""
+        if not on_first_use:
+            self._build()
         with self._lock:
             self._eager_left = 0
 
@@ -197,11 +199,13 @@ class QAModel:
         self.answer_and_gradient = GraphFunction(
             self._answer_and_gradient, [_IDS, _IDS, _IDS, _FLOATS, _SCALAR_INT, _SCALAR_BOOL])
 
-    def trace(self) -> None:
+    def trace(self, on_first_use: bool = False) -> None:
         """Build every graph now, for a long-lived process that must answer its first question
-        as fast as its hundredth (the worker, before it takes jobs)."""
+        as fast as its hundredth (the worker, before it takes jobs); or (`on_first_use`) each at
+        its first call, for a run that may never call some (a `--jsonl` run of one-window passages
+        with the vanilla gradient needs only the fused answer+gradient graph: each trace costs seconds)."""
         for function in (self.logits, self.gradient_at, self.answer_and_gradient):
-            function.trace()
+            function.trace(on_first_use)
 
     # -- graph functions -------------------------------------------------------------
     def _call(self, input_ids: tf.Tensor, attention_mask: tf.Tensor, token_type_ids: tf.Tensor,
